@@ -1,0 +1,51 @@
+"""The `shadowlab` command. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from shadowlab import __version__
+from shadowlab.settings import Settings, load_settings
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser("serve", help="run the SageMaker-compatible server")
+    defaults = Settings()
+    serve.add_argument("--host", help=f"address to bind (default {defaults.host})")
+    serve.add_argument("--port", type=int, help=f"port to bind (default {defaults.port})")
+    serve.add_argument("--data-dir", help=f"state directory (default {defaults.data_dir})")
+    serve.add_argument("--database-url", help="postgresql://... to share state (default SQLite)")
+    serve.add_argument("--s3-endpoint-url", help="S3-compatible store for s3:// URIs")
+    serve.add_argument("--account-id", help="AWS account id used in ARNs")
+    serve.add_argument(
+        "--hosting",
+        choices=["process", "none"],
+        help="run real worker processes (default) or manage resources only",
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shadowlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shadowlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        settings = load_settings({k: v for k, v in vars(args).items() if k not in ("command",)})
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        from shadowlab.server import serve
+
+        return serve(settings)
+    return 2

@@ -1,0 +1,51 @@
+"""Operation name -> service call. The only place that knows which service owns which call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shadowlab.services.context import RequestContext
+
+Handler = Callable[[RequestContext, Mapping[str, Any]], dict[str, Any]]
+
+
+def operation_table(services: Any) -> dict[str, Handler]:
+    """`services` is the composition root's `Services` (models, configs, endpoints, ...)."""
+    m, c, e, x, t = (
+        services.models,
+        services.configs,
+        services.endpoints,
+        services.experiments,
+        services.tags,
+    )
+    return {
+        "CreateModel": m.create_model,
+        "DescribeModel": m.describe_model,
+        "ListModels": m.list_models,
+        "DeleteModel": m.delete_model,
+        "CreateEndpointConfig": c.create_endpoint_config,
+        "DescribeEndpointConfig": c.describe_endpoint_config,
+        "ListEndpointConfigs": c.list_endpoint_configs,
+        "DeleteEndpointConfig": c.delete_endpoint_config,
+        "CreateEndpoint": e.create_endpoint,
+        "DescribeEndpoint": e.describe_endpoint,
+        "ListEndpoints": e.list_endpoints,
+        "UpdateEndpoint": e.update_endpoint,
+        "UpdateEndpointWeightsAndCapacities": e.update_endpoint_weights_and_capacities,
+        "DeleteEndpoint": e.delete_endpoint,
+        "CreateInferenceExperiment": x.create_inference_experiment,
+        "DescribeInferenceExperiment": x.describe_inference_experiment,
+        "ListInferenceExperiments": x.list_inference_experiments,
+        "UpdateInferenceExperiment": x.update_inference_experiment,
+        "StartInferenceExperiment": x.start_inference_experiment,
+        "StopInferenceExperiment": x.stop_inference_experiment,
+        "DeleteInferenceExperiment": x.delete_inference_experiment,
+        "AddTags": t.add_tags,
+        "ListTags": t.list_tags,
+        "DeleteTags": t.delete_tags,
+    }
+
+
+# Calls that change state: after one, the reconciler is woken instead of waiting its interval.
+MUTATING_PREFIXES = ("Create", "Update", "Delete", "Start", "Stop")

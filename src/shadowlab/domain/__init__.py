@@ -1,0 +1,1 @@
+"""Typed resources, statuses and ARNs. Imports no web or database code."""

@@ -1,0 +1,1 @@
+"""The rules: what each SageMaker operation means, independent of the wire format."""

@@ -1,0 +1,29 @@
+"""What every service call needs to know about the caller, and the clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    region: str
+    account: str
+
+
+@dataclass
+class Clock:
+    """Epoch seconds; a field so the reconciler and services agree on one source of time."""
+
+    now: Callable[[], float] = field(default=time.time)
+
+
+def to_datetime(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def to_epoch(value: datetime) -> float:
+    return value.timestamp()

@@ -1,0 +1,113 @@
+"""What an endpoint should run, and the interface to whatever runs it.
+
+The services decide *what* runs (a deployment); a `Hosting` implementation makes it so: real
+worker processes in `shadowlab.hosting`, or nothing at all for a control-plane-only server. The
+reconciler calls `ensure` until it reports ready or failed, so implementations must be idempotent
+and must not block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Role(StrEnum):
+    PRODUCTION = "production"
+    SHADOW = "shadow"
+
+
+@dataclass(frozen=True)
+class VariantDeployment:
+    name: str
+    model_name: str
+    instance_type: str
+    instance_count: int
+    weight: float
+    role: Role = Role.PRODUCTION
+    # Share of production requests copied to a shadow, 0-100.
+    sampling_percentage: int = 0
+    # The model's container: Image, ModelDataUrl, Environment (as CreateModel took them).
+    container: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VariantDeployment:
+        return cls(**{**data, "role": Role(data["role"])})
+
+
+@dataclass(frozen=True)
+class EndpointDeployment:
+    region: str
+    endpoint_name: str
+    generation: int
+    variants: tuple[VariantDeployment, ...]
+    data_capture: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.region}/{self.endpoint_name.lower()}"
+
+    def production(self) -> tuple[VariantDeployment, ...]:
+        return tuple(v for v in self.variants if v.role is Role.PRODUCTION)
+
+    def shadows(self) -> tuple[VariantDeployment, ...]:
+        return tuple(v for v in self.variants if v.role is Role.SHADOW)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EndpointDeployment:
+        variants = tuple(VariantDeployment.from_dict(v) for v in data["variants"])
+        return cls(
+            region=data["region"],
+            endpoint_name=data["endpoint_name"],
+            generation=data["generation"],
+            variants=variants,
+            data_capture=data.get("data_capture"),
+        )
+
+
+class HostingState(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HostingStatus:
+    state: HostingState
+    reason: str | None = None
+    # Live instances per variant name, for CurrentInstanceCount.
+    instances: dict[str, int] = field(default_factory=dict)
+
+
+class Hosting(Protocol):
+    def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
+        """Converge towards `deployment` (idempotent, non-blocking) and say how far it is."""
+        ...
+
+    def remove(self, key: str) -> bool:
+        """Stop everything for the endpoint `key`; True once nothing is left."""
+        ...
+
+
+class ImmediateHosting:
+    """Control plane only (`--hosting none`): every deployment is ready at once, nothing runs.
+
+    Useful to manage SageMaker resources without spending processes on them; invocations then
+    find no instance and answer ServiceUnavailable.
+    """
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, EndpointDeployment] = {}
+
+    def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
+        self.deployments[deployment.key] = deployment
+        counts = {v.name: v.instance_count for v in deployment.variants}
+        return HostingStatus(HostingState.READY, instances=counts)
+
+    def remove(self, key: str) -> bool:
+        self.deployments.pop(key, None)
+        return True

@@ -1,0 +1,150 @@
+"""CreateEndpointConfig, DescribeEndpointConfig, ListEndpointConfigs, DeleteEndpointConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shadowlab.domain.arns import make_arn
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.errors import ResourceInUse, ValidationException
+from shadowlab.services.common import (
+    already_exists,
+    list_page,
+    not_found,
+    require,
+    with_datetimes,
+)
+from shadowlab.services.context import Clock, RequestContext, to_datetime
+from shadowlab.services.tags import TagService
+from shadowlab.store import AlreadyExists, Record, Store
+
+_DESCRIBED = (
+    "EndpointConfigName",
+    "ProductionVariants",
+    "ShadowProductionVariants",
+    "DataCaptureConfig",
+    "KmsKeyId",
+    "AsyncInferenceConfig",
+    "ExplainerConfig",
+    "ExecutionRoleArn",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+    "MetricsConfig",
+)
+
+
+def check_variants(
+    store: Store,
+    ctx: RequestContext,
+    production: Sequence[Mapping[str, Any]],
+    shadows: Sequence[Mapping[str, Any]],
+) -> None:
+    """The rules SageMaker applies to the variants of an endpoint configuration."""
+    names = [v["VariantName"] for v in [*production, *shadows]]
+    duplicates = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+    if duplicates:
+        raise ValidationException(
+            f"Variant names must be unique within an endpoint configuration: "
+            f"{', '.join(duplicates)} appears more than once."
+        )
+    if shadows and len(production) != 1:
+        raise ValidationException(
+            "An endpoint configuration with ShadowProductionVariants must have exactly one "
+            f"production variant; it has {len(production)}."
+        )
+    for variant in [*production, *shadows]:
+        name = variant["VariantName"]
+        if not variant.get("ModelName"):
+            raise ValidationException(f"ModelName is required for variant '{name}'.")
+        if store.get(ctx.region, ResourceKind.MODEL, variant["ModelName"]) is None:
+            raise not_found(ctx, ResourceKind.MODEL, variant["ModelName"])
+        if "ServerlessConfig" in variant:
+            raise ValidationException(
+                f"Variant '{name}': ServerlessConfig is not supported; give InstanceType and "
+                "InitialInstanceCount."
+            )
+        for member in ("InstanceType", "InitialInstanceCount"):
+            if member not in variant:
+                raise ValidationException(f"{member} is required for variant '{name}'.")
+    if sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
+        raise ValidationException(
+            "The sum of InitialVariantWeight over the production variants must be greater than 0."
+        )
+
+
+class EndpointConfigService:
+    def __init__(self, store: Store, tags: TagService, clock: Clock) -> None:
+        self.store = store
+        self.tags = tags
+        self.clock = clock
+
+    def create_endpoint_config(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        production = params["ProductionVariants"]
+        shadows = params.get("ShadowProductionVariants", [])
+        check_variants(self.store, ctx, production, shadows)
+        capture = params.get("DataCaptureConfig")
+        if capture is not None and not any(
+            o.get("CaptureMode") for o in capture.get("CaptureOptions", [])
+        ):
+            raise ValidationException("DataCaptureConfig.CaptureOptions must name a CaptureMode.")
+        tags = self.tags.check_new(params.get("Tags"))
+        arn = make_arn(ctx.region, ctx.account, ResourceKind.ENDPOINT_CONFIG, name)
+        now = self.clock.now()
+        document = {k: params[k] for k in _DESCRIBED if k in params}
+        # SageMaker fills the weight in when the caller leaves it out.
+        document["ProductionVariants"] = [
+            {"InitialVariantWeight": 1.0, **v} for v in document["ProductionVariants"]
+        ]
+        if shadows:
+            document["ShadowProductionVariants"] = [
+                {"InitialVariantWeight": 1.0, **v} for v in shadows
+            ]
+        document.update(EndpointConfigArn=arn, CreationTime=now)
+        record = Record(ctx.region, ResourceKind.ENDPOINT_CONFIG, name, arn, now, now, document)
+        try:
+            self.store.insert(record)
+        except AlreadyExists:
+            raise already_exists(ctx, ResourceKind.ENDPOINT_CONFIG, name) from None
+        if tags:
+            self.store.put_tags(arn, tags)
+        return {"EndpointConfigArn": arn}
+
+    def describe_endpoint_config(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        record = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, name)
+        return with_datetimes(record.document, ("CreationTime",))
+
+    def list_endpoint_configs(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        def summary(r: Record) -> dict[str, Any]:
+            return {
+                "EndpointConfigName": r.name,
+                "EndpointConfigArn": r.arn,
+                "CreationTime": to_datetime(r.created_at),
+            }
+
+        items, token = list_page(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, params, summary)
+        return {"EndpointConfigs": items, "NextToken": token}
+
+    def delete_endpoint_config(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        record = require(
+            self.store, ctx, ResourceKind.ENDPOINT_CONFIG, params["EndpointConfigName"]
+        )
+        users = self.store.find(ResourceKind.ENDPOINT, parent=record.name_key, region=ctx.region)
+        if users:
+            raise ResourceInUse(
+                f"Cannot delete endpoint configuration '{record.name}': endpoint "
+                f"'{users[0].name}' uses it. Delete the endpoint or update it to another "
+                "configuration first."
+            )
+        self.store.delete(record)
+        return {}

@@ -1,0 +1,101 @@
+"""How an endpoint converges on what it should run: one idempotent step per reconciler tick.
+
+Creating/Updating: ask hosting to run ``state.target``; ready -> InService, failed -> Failed
+(a new endpoint) or RollingBack to what ran before (an update), ending InService with the
+FailureReason. Deleting: ask hosting to remove everything, then forget the endpoint.
+InService endpoints are ensured too, so that after a restart their instances come back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.status import EndpointStatus
+from shadowlab.services.context import Clock
+from shadowlab.services.deployments import EndpointDeployment, Hosting, HostingState
+from shadowlab.services.endpoints import deployed_of, target_of
+from shadowlab.store import Record, StaleRecord, Store
+
+log = logging.getLogger(__name__)
+
+_WATCHED = [
+    s.value
+    for s in (
+        EndpointStatus.CREATING,
+        EndpointStatus.UPDATING,
+        EndpointStatus.ROLLING_BACK,
+        EndpointStatus.IN_SERVICE,
+        EndpointStatus.DELETING,
+    )
+]
+
+
+class EndpointProgress:
+    def __init__(self, store: Store, clock: Clock, hosting: Hosting) -> None:
+        self.store = store
+        self.clock = clock
+        self.hosting = hosting
+
+    def tick(self) -> None:
+        for record in self.store.find(ResourceKind.ENDPOINT, statuses=_WATCHED):
+            try:
+                self.step(record)
+            except StaleRecord:
+                pass  # changed meanwhile; the next tick sees the new state
+            except Exception:
+                log.exception("endpoint %s: step failed", record.arn)
+
+    def _save(self, record: Record, status: EndpointStatus, reason: str | None = None) -> None:
+        record.status = status.value
+        record.document["EndpointStatus"] = status.value
+        if reason:
+            record.document["FailureReason"] = reason[:1024]
+        record.modified_at = self.clock.now()
+        self.store.update(record)
+
+    def step(self, record: Record) -> None:
+        status = EndpointStatus(record.status or EndpointStatus.CREATING.value)
+        if status is EndpointStatus.DELETING:
+            if self.hosting.remove(f"{record.region}/{record.name_key}"):
+                self.store.delete(record)
+            return
+        target = target_of(record)
+        if target is None:
+            return
+        if status is EndpointStatus.IN_SERVICE:
+            self._maintain(record, deployed_of(record) or target)
+            return
+        outcome = self.hosting.ensure(target)
+        if outcome.state is HostingState.PENDING:
+            return
+        if outcome.state is HostingState.READY:
+            record.state["deployed"] = target.to_dict()
+            record.state["instances"] = dict(outcome.instances)
+            reason = record.state.pop("rollback_reason", None)
+            self._save(record, EndpointStatus.IN_SERVICE, reason)
+            return
+        reason = outcome.reason or "the deployment failed"
+        previous = deployed_of(record)
+        if status is EndpointStatus.ROLLING_BACK or previous is None:
+            self.hosting.remove(target.key)
+            record.state["instances"] = {}
+            self._save(record, EndpointStatus.FAILED, reason)
+            return
+        # An update failed: go back to what ran before, as SageMaker does, and say why.
+        rollback = EndpointDeployment(
+            region=previous.region,
+            endpoint_name=previous.endpoint_name,
+            generation=previous.generation,
+            variants=previous.variants,
+            data_capture=previous.data_capture,
+        )
+        record.state["target"] = rollback.to_dict()
+        record.state["rollback_reason"] = f"Update failed and was rolled back: {reason}"
+        self._save(record, EndpointStatus.ROLLING_BACK)
+
+    def _maintain(self, record: Record, deployment: EndpointDeployment) -> None:
+        outcome = self.hosting.ensure(deployment)
+        if dict(outcome.instances) != record.state.get("instances"):
+            record.state["instances"] = dict(outcome.instances)
+            self.store.update(record)

@@ -1,0 +1,314 @@
+"""How an inference experiment moves on: one idempotent step per reconciler tick.
+
+Creating -> Created -> (StartTime) Starting -> Running -> (EndTime or Stop) Stopping ->
+Completed | Cancelled, with Updating in between while an update is applied. Each step reads the
+experiment and its endpoint, does at most one thing and records it, so a crash or a restart at
+any point resumes where the store says it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shadowlab.domain import experiments as rules
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.status import EndpointStatus, ExperimentStatus, ModelVariantStatus
+from shadowlab.services.common import require
+from shadowlab.services.context import Clock, RequestContext
+from shadowlab.services.deployments import EndpointDeployment, Role, VariantDeployment
+from shadowlab.services.endpoint_configs import EndpointConfigService
+from shadowlab.services.endpoint_plan import shadow_weight
+from shadowlab.services.endpoints import EndpointService, deployed_of
+from shadowlab.services.experiments import ExperimentService
+from shadowlab.services.models import primary_container
+from shadowlab.store import Record, StaleRecord, Store
+
+log = logging.getLogger(__name__)
+_KIND = ResourceKind.INFERENCE_EXPERIMENT
+
+
+class ExperimentProgress:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        endpoints: EndpointService,
+        configs: EndpointConfigService,
+        experiments: ExperimentService,
+        account: str,
+    ) -> None:
+        self.configs = configs
+        self.store = store
+        self.clock = clock
+        self.endpoints = endpoints
+        self.experiments = experiments
+        self.account = account
+
+    def tick(self) -> None:
+        active = [
+            s.value
+            for s in (
+                ExperimentStatus.CREATING,
+                ExperimentStatus.CREATED,
+                ExperimentStatus.STARTING,
+                ExperimentStatus.RUNNING,
+                ExperimentStatus.UPDATING,
+                ExperimentStatus.STOPPING,
+            )
+        ]
+        for record in self.store.find(_KIND, statuses=active):
+            try:
+                self.step(record)
+            except StaleRecord:
+                pass  # someone else moved it; look again next tick
+            except Exception:
+                log.exception("inference experiment %s: step failed", record.arn)
+
+    def _save(self, record: Record, status: ExperimentStatus | None = None) -> None:
+        if status is not None:
+            record.status = status.value
+            record.document["Status"] = status.value
+        record.modified_at = self.clock.now()
+        self.store.update(record)
+
+    def step(self, record: Record) -> None:
+        ctx = RequestContext(record.region, self.account)
+        now = self.clock.now()
+        status = ExperimentStatus(record.status or ExperimentStatus.CREATING.value)
+        schedule = record.document["Schedule"]
+        if status is ExperimentStatus.CREATING:
+            self._save(record, ExperimentStatus.CREATED)
+        elif status is ExperimentStatus.CREATED and now >= schedule["StartTime"]:
+            self._save(record, ExperimentStatus.STARTING)
+        elif status is ExperimentStatus.STARTING:
+            self._starting(ctx, record)
+        elif status is ExperimentStatus.RUNNING and now >= schedule["EndTime"]:
+            roles = self._roles(record)
+            plan = rules.plan_stop(
+                rules.default_actions(roles.source["VariantName"], list(roles.sampling)),
+                roles.source["VariantName"], list(roles.sampling),
+                record.document["ModelVariants"], None,
+            )  # fmt: skip
+            record.state["stop"] = {
+                "plan": plan.to_dict(),
+                "desired_state": ExperimentStatus.COMPLETED.value,
+                "actions": rules.default_actions(roles.source["VariantName"], list(roles.sampling)),
+            }
+            self._save(record, ExperimentStatus.STOPPING)
+        elif status is ExperimentStatus.UPDATING:
+            self._updating(ctx, record)
+        elif status is ExperimentStatus.STOPPING:
+            self._stopping(ctx, record)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _roles(record: Record) -> rules.VariantRoles:
+        return rules.check_model_variants(
+            record.document["ModelVariants"], record.document["ShadowModeConfig"]
+        )
+
+    def _shadow_deployments(
+        self, ctx: RequestContext, record: Record, production_weight: float
+    ) -> list[VariantDeployment]:
+        roles = self._roles(record)
+        shadows = []
+        for variant in roles.shadows:
+            instance_type, count = rules.infrastructure(variant)
+            sampling = roles.sampling[variant["VariantName"]]
+            model = require(self.store, ctx, ResourceKind.MODEL, variant["ModelName"])
+            shadows.append(
+                VariantDeployment(
+                    name=variant["VariantName"],
+                    model_name=variant["ModelName"],
+                    instance_type=instance_type,
+                    instance_count=count,
+                    weight=shadow_weight(sampling, production_weight),
+                    role=Role.SHADOW,
+                    sampling_percentage=sampling,
+                    container=primary_container(model),
+                )
+            )
+        return shadows
+
+    def _retarget_with_shadows(
+        self, ctx: RequestContext, record: Record, with_shadows: bool
+    ) -> int:
+        """Point the endpoint at its configuration plus (or minus) this experiment's shadows."""
+
+        def change(endpoint: Record) -> EndpointDeployment:
+            config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, endpoint.parent or "")
+            base = self.endpoints.plan(ctx, endpoint, config, experiment_shadows=[])
+            weight = sum(v.weight for v in base.production())
+            shadows = self._shadow_deployments(ctx, record, weight) if with_shadows else []
+            endpoint.state["experiment"] = {
+                "name": record.name,
+                "shadows": [s.__dict__ | {"role": s.role.value} for s in shadows],
+            }
+            return self.endpoints.plan(ctx, endpoint, config, experiment_shadows=shadows)
+
+        endpoint = self.endpoints.retarget(ctx, record.document["EndpointName"], change)
+        return int(endpoint.state["generation"])
+
+    def _converged(self, ctx: RequestContext, record: Record, generation: int) -> str | None:
+        """None while the endpoint converges; "ok" once it runs `generation`; else the reason
+        it could not (it rolled back or failed)."""
+        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
+        deployed = deployed_of(endpoint)
+        if endpoint.status == EndpointStatus.FAILED.value:
+            return str(endpoint.document.get("FailureReason", "the endpoint failed"))
+        if endpoint.status != EndpointStatus.IN_SERVICE.value:
+            return None
+        if deployed is not None and deployed.generation >= generation:
+            return "ok"
+        return str(endpoint.document.get("FailureReason", "the endpoint update was rolled back"))
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _starting(self, ctx: RequestContext, record: Record) -> None:
+        generation = record.state.get("start_generation")
+        if generation is None:
+            record.state["start_generation"] = self._retarget_with_shadows(ctx, record, True)
+            self._save(record)
+            return
+        outcome = self._converged(ctx, record, generation)
+        if outcome == "ok":
+            record.state["variant_status"] = ModelVariantStatus.IN_SERVICE.value
+            self._save(record, ExperimentStatus.RUNNING)
+        elif outcome is not None:
+            self._finish(ctx, record, ExperimentStatus.CANCELLED,
+                         f"The shadow variant could not be deployed: {outcome}")  # fmt: skip
+
+    def _updating(self, ctx: RequestContext, record: Record) -> None:
+        resume = ExperimentStatus(record.state.get("resume", ExperimentStatus.CREATED.value))
+        if resume is not ExperimentStatus.RUNNING:
+            record.state.pop("resume", None)
+            self._save(record, resume)
+            return
+        generation = record.state.get("update_generation")
+        if generation is None:
+            record.state["update_generation"] = self._retarget_with_shadows(ctx, record, True)
+            self._save(record)
+            return
+        outcome = self._converged(ctx, record, generation)
+        if outcome is not None:
+            for key in ("resume", "update_generation"):
+                record.state.pop(key, None)
+            record.state["variant_status"] = ModelVariantStatus.IN_SERVICE.value
+            if outcome != "ok":
+                record.document["StatusReason"] = f"The update could not be applied: {outcome}"
+            self._save(record, ExperimentStatus.RUNNING)
+
+    def _stopping(self, ctx: RequestContext, record: Record) -> None:
+        stop = record.state["stop"]
+        plan = rules.StopPlan.from_dict(stop["plan"])
+        generation = stop.get("generation")
+        if generation is None:
+            endpoint = require(
+                self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"]
+            )
+            had_shadows = bool((endpoint.state.get("experiment") or {}).get("shadows"))
+            if plan.changes_config:
+                stop["generation"] = self._apply_new_config(ctx, record, plan)
+            elif had_shadows:
+                stop["generation"] = self._retarget_with_shadows(ctx, record, False)
+            else:
+                self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), None)
+                return
+            self._save(record)
+            return
+        outcome = self._converged(ctx, record, generation)
+        if outcome is not None:
+            reason = None if outcome == "ok" else f"Stopping did not apply cleanly: {outcome}"
+            self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), reason)
+
+    def _apply_new_config(self, ctx: RequestContext, record: Record, plan: rules.StopPlan) -> int:
+        """Promote/Retain: a new endpoint configuration, as SageMaker makes one, then update."""
+        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
+        config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, endpoint.parent or "")
+        roles = self._roles(record)
+        source = roles.source["VariantName"]
+        by_name = {v["VariantName"]: v for v in record.document["ModelVariants"]}
+        production = [dict(v) for v in config.document["ProductionVariants"]]
+        if plan.promoted is not None:
+            instance_type, count = plan.promoted_infrastructure or rules.infrastructure(
+                by_name[plan.promoted]
+            )
+            replaced = next(v for v in production if v["VariantName"] == source)
+            promoted = {
+                "VariantName": plan.promoted,
+                "ModelName": by_name[plan.promoted]["ModelName"],
+                "InstanceType": instance_type,
+                "InitialInstanceCount": count,
+                "InitialVariantWeight": replaced.get("InitialVariantWeight", 1.0),
+            }
+            production = [promoted if v is replaced else v for v in production]
+        # Named after the experiment, deterministically: a step retried after a crash finds the
+        # configuration it made before instead of making a second one.
+        request: dict[str, Any] = {
+            "EndpointConfigName": f"{record.name[:50]}-{int(record.created_at) % 10**8}",
+            "ProductionVariants": production,
+        }
+        if plan.retained_shadow is not None:
+            variant = by_name[plan.retained_shadow]
+            instance_type, count = rules.infrastructure(variant)
+            total = sum(float(v.get("InitialVariantWeight", 1.0)) for v in production)
+            request["ShadowProductionVariants"] = [
+                {
+                    "VariantName": plan.retained_shadow,
+                    "ModelName": variant["ModelName"],
+                    "InstanceType": instance_type,
+                    "InitialInstanceCount": count,
+                    "InitialVariantWeight": shadow_weight(
+                        roles.sampling[plan.retained_shadow], total
+                    ),
+                }
+            ]
+        if config.document.get("DataCaptureConfig"):
+            request["DataCaptureConfig"] = config.document["DataCaptureConfig"]
+        if (
+            self.store.get(ctx.region, ResourceKind.ENDPOINT_CONFIG, request["EndpointConfigName"])
+            is None
+        ):
+            self.configs.create_endpoint_config(ctx, request)
+        new_config = require(
+            self.store, ctx, ResourceKind.ENDPOINT_CONFIG, request["EndpointConfigName"]
+        )
+
+        def change(endpoint: Record) -> EndpointDeployment:
+            endpoint.state.pop("overrides", None)
+            endpoint.state["experiment"] = {"name": record.name, "shadows": []}
+            endpoint.parent = new_config.name_key
+            endpoint.document["EndpointConfigName"] = new_config.name
+            return self.endpoints.plan(ctx, endpoint, new_config, experiment_shadows=[])
+
+        updated = self.endpoints.retarget(ctx, endpoint.name, change)
+        return int(updated.state["generation"])
+
+    def _finish(
+        self, ctx: RequestContext, record: Record, status: ExperimentStatus, reason: str | None
+    ) -> None:
+        actions = (record.state.get("stop") or {}).get("actions", {})
+        statuses = {}
+        for variant in record.document["ModelVariants"]:
+            action = actions.get(variant["VariantName"], "Remove")
+            statuses[variant["VariantName"]] = (
+                ModelVariantStatus.DELETED.value
+                if action == "Remove"
+                else ModelVariantStatus.IN_SERVICE.value
+            )
+        if status is ExperimentStatus.CANCELLED and not actions:
+            source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
+            statuses = {
+                v["VariantName"]: ModelVariantStatus.IN_SERVICE.value
+                if v["VariantName"] == source
+                else ModelVariantStatus.DELETED.value
+                for v in record.document["ModelVariants"]
+            }
+        record.state["variant_statuses"] = statuses
+        record.document["CompletionTime"] = self.clock.now()
+        if reason:
+            record.document["StatusReason"] = reason
+        self._save(record, status)
+        self.experiments.release_endpoint(ctx, record.document["EndpointName"], record.name)

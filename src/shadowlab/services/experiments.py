@@ -1,0 +1,358 @@
+"""The seven inference-experiment operations.
+
+Calls validate and record intent (status, schedule, a stop plan); the reconciler
+(`experiment_progress`) carries the intent out on the endpoint, so a restart resumes it.
+An experiment holds its endpoint from creation until it ends: `endpoint.state["experiment"]`
+names it, which is how "one active experiment per endpoint" holds across replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shadowlab.domain import experiments as rules
+from shadowlab.domain.arns import make_arn
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.status import EndpointStatus, ExperimentStatus, ModelVariantStatus
+from shadowlab.errors import ConflictException, ResourceInUse, ValidationException
+from shadowlab.services.common import list_page, not_found, require
+from shadowlab.services.context import Clock, RequestContext, to_datetime
+from shadowlab.services.endpoints import EndpointService, target_of
+from shadowlab.services.tags import TagService
+from shadowlab.store import AlreadyExists, Record, StaleRecord, Store
+
+_KIND = ResourceKind.INFERENCE_EXPERIMENT
+_CAS_ATTEMPTS = 8
+
+
+def _variant_summaries(model_variants: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+    return [{**v, "Status": status} for v in model_variants]
+
+
+class ExperimentService:
+    def __init__(
+        self, store: Store, tags: TagService, clock: Clock, endpoints: EndpointService
+    ) -> None:
+        self.store = store
+        self.tags = tags
+        self.clock = clock
+        self.endpoints = endpoints
+
+    # -- holding the endpoint -------------------------------------------------------------------
+
+    def _claim_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> Record:
+        for _ in range(_CAS_ATTEMPTS):
+            endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, endpoint_name)
+            held = endpoint.state.get("experiment")
+            if held:
+                raise ResourceInUse(
+                    f"Endpoint '{endpoint.name}' already has an active inference experiment "
+                    f"'{held['name']}'. An endpoint can run one inference experiment at a time."
+                )
+            if endpoint.status != EndpointStatus.IN_SERVICE.value:
+                raise ValidationException(
+                    f"Endpoint '{endpoint.name}' is {endpoint.status}; an inference experiment "
+                    "needs an InService endpoint."
+                )
+            endpoint.state["experiment"] = {"name": experiment, "shadows": []}
+            try:
+                return self.store.update(endpoint)
+            except StaleRecord:
+                continue
+        raise ValidationException(f"Endpoint '{endpoint_name}' is busy; retry.")
+
+    def release_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> None:
+        for _ in range(_CAS_ATTEMPTS):
+            endpoint = self.store.get(ctx.region, ResourceKind.ENDPOINT, endpoint_name)
+            if (
+                endpoint is None
+                or (endpoint.state.get("experiment") or {}).get("name") != experiment
+            ):
+                return
+            endpoint.state.pop("experiment", None)
+            try:
+                self.store.update(endpoint)
+                return
+            except StaleRecord:
+                continue
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _check_variants(
+        self, ctx: RequestContext, endpoint: Record, params: Mapping[str, Any]
+    ) -> rules.VariantRoles:
+        roles = rules.check_model_variants(params["ModelVariants"], params["ShadowModeConfig"])
+        for variant in params["ModelVariants"]:
+            if self.store.get(ctx.region, ResourceKind.MODEL, variant["ModelName"]) is None:
+                raise not_found(ctx, ResourceKind.MODEL, variant["ModelName"])
+        target = target_of(endpoint)
+        live = {v.name: v for v in target.variants} if target else {}
+        source = roles.source["VariantName"]
+        production = [v.name for v in (target.production() if target else ())]
+        if source not in production:
+            raise ValidationException(
+                f"Source variant '{source}' is not a production variant of endpoint "
+                f"'{endpoint.name}' (production variants: {', '.join(production)})."
+            )
+        if live[source].model_name.lower() != roles.source["ModelName"].lower():
+            raise ValidationException(
+                f"Source variant '{source}' of endpoint '{endpoint.name}' serves model "
+                f"'{live[source].model_name}', not '{roles.source['ModelName']}'."
+            )
+        for shadow in roles.shadows:
+            if shadow["VariantName"] in live:
+                raise ValidationException(
+                    f"Shadow variant name '{shadow['VariantName']}' is already a variant of "
+                    f"endpoint '{endpoint.name}'; choose a new name."
+                )
+        return roles
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def create_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = params["Name"]
+        if self.store.get(ctx.region, _KIND, name) is not None:
+            raise ResourceInUse(f"Inference experiment '{name}' already exists.")
+        now = self.clock.now()
+        schedule = rules.resolve_schedule(params.get("Schedule"), now)
+        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, params["EndpointName"])
+        self._check_variants(ctx, endpoint, params)
+        tags = self.tags.check_new(params.get("Tags"))
+        arn = make_arn(ctx.region, ctx.account, _KIND, name)
+        document: dict[str, Any] = {
+            "Arn": arn,
+            "Name": name,
+            "Type": params["Type"],
+            "Schedule": schedule.to_document(),
+            "Status": ExperimentStatus.CREATING.value,
+            "RoleArn": params["RoleArn"],
+            "EndpointName": endpoint.name,
+            "ModelVariants": [dict(v) for v in params["ModelVariants"]],
+            "ShadowModeConfig": dict(params["ShadowModeConfig"]),
+        }
+        for optional in ("Description", "DataStorageConfig", "KmsKey"):
+            if optional in params:
+                document[optional] = params[optional]
+        record = Record(
+            ctx.region, _KIND, name, arn, now, now, document,
+            status=ExperimentStatus.CREATING.value, parent=endpoint.name_key,
+            state={"variant_status": ModelVariantStatus.CREATING.value},
+        )  # fmt: skip
+        self._claim_endpoint(ctx, endpoint.name, name)
+        try:
+            self.store.insert(record)
+        except AlreadyExists:
+            self.release_endpoint(ctx, endpoint.name, name)
+            raise ResourceInUse(f"Inference experiment '{name}' already exists.") from None
+        if tags:
+            self.store.put_tags(arn, tags)
+        return {"InferenceExperimentArn": arn}
+
+    def describe_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        record = require(self.store, ctx, _KIND, params["Name"])
+        document = record.document
+        out: dict[str, Any] = {
+            k: v for k, v in document.items() if k not in ("Schedule", "EndpointName")
+        }
+        out["Schedule"] = {k: to_datetime(v) for k, v in document["Schedule"].items()}
+        out["CreationTime"] = to_datetime(record.created_at)
+        out["LastModifiedTime"] = to_datetime(record.modified_at)
+        if document.get("CompletionTime") is not None:
+            out["CompletionTime"] = to_datetime(document["CompletionTime"])
+        out["ModelVariants"] = self._model_variant_summaries(record)
+        endpoint = self.store.get(ctx.region, ResourceKind.ENDPOINT, document["EndpointName"])
+        metadata: dict[str, Any] = {"EndpointName": document["EndpointName"]}
+        if endpoint is not None:
+            metadata["EndpointConfigName"] = endpoint.document["EndpointConfigName"]
+            metadata["EndpointStatus"] = endpoint.status
+            if endpoint.document.get("FailureReason"):
+                metadata["FailureReason"] = endpoint.document["FailureReason"]
+        out["EndpointMetadata"] = metadata
+        return out
+
+    @staticmethod
+    def _model_variant_summaries(record: Record) -> list[dict[str, Any]]:
+        source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
+        statuses: dict[str, str] = record.state.get("variant_statuses", {})
+        shadow_status = record.state.get("variant_status", ModelVariantStatus.CREATING.value)
+        summaries = []
+        for variant in record.document["ModelVariants"]:
+            name = variant["VariantName"]
+            default = ModelVariantStatus.IN_SERVICE.value if name == source else shadow_status
+            summaries.append({**variant, "Status": statuses.get(name, default)})
+        return summaries
+
+    def list_inference_experiments(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        # Type has the single value ShadowMode in botocore's model, so every experiment matches
+        # it; the filter is validated by the wire layer and needs no column.
+        def summary(r: Record) -> dict[str, Any]:
+            d = r.document
+            item: dict[str, Any] = {
+                "Name": r.name,
+                "Type": d["Type"],
+                "Schedule": {k: to_datetime(v) for k, v in d["Schedule"].items()},
+                "Status": r.status,
+                "CreationTime": to_datetime(r.created_at),
+                "LastModifiedTime": to_datetime(r.modified_at),
+                "RoleArn": d["RoleArn"],
+            }
+            for optional in ("StatusReason", "Description"):
+                if d.get(optional):
+                    item[optional] = d[optional]
+            if d.get("CompletionTime") is not None:
+                item["CompletionTime"] = to_datetime(d["CompletionTime"])
+            return item
+
+        items, token = list_page(self.store, ctx, _KIND, params, summary)
+        return {"InferenceExperiments": items, "NextToken": token}
+
+    def _transition(
+        self, ctx: RequestContext, name: str, change: Any, allowed: tuple[ExperimentStatus, ...],
+        verb: str,
+    ) -> Record:  # fmt: skip
+        """Read-check-write with compare-and-set; `change` mutates the record in place."""
+        for _ in range(_CAS_ATTEMPTS):
+            record = require(self.store, ctx, _KIND, name)
+            if record.status not in {s.value for s in allowed}:
+                raise ConflictException(
+                    f"Cannot {verb} inference experiment '{record.name}' while it is "
+                    f"{record.status}; allowed in: {', '.join(s.value for s in allowed)}."
+                )
+            change(record)
+            record.modified_at = self.clock.now()
+            record.document["Status"] = record.status
+            try:
+                return self.store.update(record)
+            except StaleRecord:
+                continue
+        raise ConflictException(f"Inference experiment '{name}' changed meanwhile; retry.")
+
+    def update_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        def change(record: Record) -> None:
+            document = record.document
+            now = self.clock.now()
+            running = record.status == ExperimentStatus.RUNNING.value
+            if "ModelVariants" in params and running:
+                raise ValidationException(
+                    "ModelVariants can only change before the experiment starts."
+                )
+            variants = params.get("ModelVariants", document["ModelVariants"])
+            shadow_mode = params.get("ShadowModeConfig", document["ShadowModeConfig"])
+            old = rules.check_model_variants(
+                document["ModelVariants"], document["ShadowModeConfig"]
+            )
+            new = rules.check_model_variants(variants, shadow_mode)
+            if (new.source["VariantName"], *sorted(new.sampling)) != (
+                old.source["VariantName"], *sorted(old.sampling),
+            ):  # fmt: skip
+                raise ValidationException(
+                    "UpdateInferenceExperiment cannot rename variants: keep source "
+                    f"'{old.source['VariantName']}' and shadow(s) {', '.join(old.sampling)}."
+                )
+            if "ModelVariants" in params:
+                endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, document["EndpointName"])
+                self._check_variants(
+                    ctx, endpoint, {"ModelVariants": variants, "ShadowModeConfig": shadow_mode}
+                )
+            if "Schedule" in params:
+                given = dict(params["Schedule"])
+                if running and abs(given.get("StartTime", document["Schedule"]["StartTime"]) -
+                                   document["Schedule"]["StartTime"]) > 1e-3:  # fmt: skip
+                    raise ValidationException(
+                        "Schedule.StartTime cannot change once the experiment is Running."
+                    )
+                merged = {**document["Schedule"], **given}
+                document["Schedule"] = rules.resolve_schedule(merged, now).to_document()
+            document["ModelVariants"] = [dict(v) for v in variants]
+            document["ShadowModeConfig"] = dict(shadow_mode)
+            for optional in ("Description", "DataStorageConfig"):
+                if optional in params:
+                    document[optional] = params[optional]
+            record.state["resume"] = record.status
+            record.status = ExperimentStatus.UPDATING.value
+            record.state["variant_status"] = (
+                ModelVariantStatus.UPDATING.value
+                if running
+                else record.state.get("variant_status", ModelVariantStatus.CREATING.value)
+            )
+
+        record = self._transition(
+            ctx, params["Name"], change, (ExperimentStatus.CREATED, ExperimentStatus.RUNNING),
+            "update",
+        )  # fmt: skip
+        return {"InferenceExperimentArn": record.arn}
+
+    def start_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        def change(record: Record) -> None:
+            now = self.clock.now()
+            current = rules.Schedule(
+                record.document["Schedule"]["StartTime"], record.document["Schedule"]["EndTime"]
+            )
+            record.document["Schedule"] = rules.start_now(current, now).to_document()
+            record.status = ExperimentStatus.STARTING.value
+
+        record = self._transition(ctx, params["Name"], change, (ExperimentStatus.CREATED,), "start")
+        return {"InferenceExperimentArn": record.arn}
+
+    def stop_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        def change(record: Record) -> None:
+            document = record.document
+            roles = rules.check_model_variants(
+                document["ModelVariants"], document["ShadowModeConfig"]
+            )
+            plan = rules.plan_stop(
+                params["ModelVariantActions"],
+                roles.source["VariantName"],
+                list(roles.sampling),
+                document["ModelVariants"],
+                params.get("DesiredModelVariants"),
+            )
+            started = record.status in (
+                ExperimentStatus.STARTING.value,
+                ExperimentStatus.RUNNING.value,
+            )
+            if plan.changes_config and not started:
+                raise ValidationException(
+                    "Promote and Retain need a started experiment; this one never ran. Use "
+                    "Remove for the shadow variant, or start the experiment first."
+                )
+            record.state["stop"] = {
+                "plan": plan.to_dict(),
+                "desired_state": params.get("DesiredState", ExperimentStatus.COMPLETED.value),
+                "actions": dict(params["ModelVariantActions"]),
+            }
+            if params.get("Reason"):
+                document["StatusReason"] = params["Reason"]
+            record.status = ExperimentStatus.STOPPING.value
+
+        record = self._transition(
+            ctx, params["Name"], change,
+            (ExperimentStatus.CREATED, ExperimentStatus.STARTING, ExperimentStatus.RUNNING),
+            "stop",
+        )  # fmt: skip
+        return {"InferenceExperimentArn": record.arn}
+
+    def delete_inference_experiment(
+        self, ctx: RequestContext, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        record = self._transition(
+            ctx, params["Name"], lambda r: None,
+            (ExperimentStatus.CREATED, ExperimentStatus.COMPLETED, ExperimentStatus.CANCELLED),
+            "delete",
+        )  # fmt: skip
+        self.store.delete(record)
+        self.release_endpoint(ctx, record.document["EndpointName"], record.name)
+        return {"InferenceExperimentArn": record.arn}

@@ -1,0 +1,121 @@
+"""CreateModel, DescribeModel, ListModels, DeleteModel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shadowlab.domain.arns import make_arn
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.status import ACTIVE_EXPERIMENT_STATUSES
+from shadowlab.errors import ResourceInUse, ValidationException
+from shadowlab.services.common import already_exists, list_page, require, with_datetimes
+from shadowlab.services.context import Clock, RequestContext, to_datetime
+from shadowlab.services.tags import TagService
+from shadowlab.store import AlreadyExists, Record, Store
+from shadowlab.store.records import ListQuery
+
+_DESCRIBED = (
+    "ModelName",
+    "PrimaryContainer",
+    "Containers",
+    "InferenceExecutionConfig",
+    "ExecutionRoleArn",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+)
+
+
+def primary_container(model: Record) -> dict[str, Any]:
+    """The container that serves: PrimaryContainer, or the first of Containers."""
+    document = model.document
+    if document.get("PrimaryContainer"):
+        return dict(document["PrimaryContainer"])
+    return dict(document["Containers"][0])
+
+
+class ModelService:
+    def __init__(self, store: Store, tags: TagService, clock: Clock) -> None:
+        self.store = store
+        self.tags = tags
+        self.clock = clock
+
+    def create_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        has_primary = "PrimaryContainer" in params
+        has_containers = bool(params.get("Containers"))
+        if has_primary == has_containers:
+            raise ValidationException(
+                "Exactly one of PrimaryContainer or Containers must be specified for model "
+                f"'{name}'."
+            )
+        tags = self.tags.check_new(params.get("Tags"))
+        arn = make_arn(ctx.region, ctx.account, ResourceKind.MODEL, name)
+        now = self.clock.now()
+        document = {k: params[k] for k in _DESCRIBED if k in params}
+        document.update(ModelArn=arn, CreationTime=now)
+        record = Record(ctx.region, ResourceKind.MODEL, name, arn, now, now, document)
+        try:
+            self.store.insert(record)
+        except AlreadyExists:
+            raise already_exists(ctx, ResourceKind.MODEL, name) from None
+        if tags:
+            self.store.put_tags(arn, tags)
+        return {"ModelArn": arn}
+
+    def describe_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = require(self.store, ctx, ResourceKind.MODEL, params["ModelName"])
+        return with_datetimes(record.document, ("CreationTime",))
+
+    def list_models(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        def summary(r: Record) -> dict[str, Any]:
+            return {
+                "ModelName": r.name,
+                "ModelArn": r.arn,
+                "CreationTime": to_datetime(r.created_at),
+            }
+
+        items, token = list_page(self.store, ctx, ResourceKind.MODEL, params, summary)
+        return {"Models": items, "NextToken": token}
+
+    def delete_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = require(self.store, ctx, ResourceKind.MODEL, params["ModelName"])
+        user = self.used_by(ctx, record.name)
+        if user is not None:
+            raise ResourceInUse(
+                f"Cannot delete model '{record.name}': it is in use by {user}. Delete or update "
+                "that first."
+            )
+        self.store.delete(record)
+        return {}
+
+    def used_by(self, ctx: RequestContext, model_name: str) -> str | None:
+        """What keeps a model from being deleted: a live endpoint serving it (through its
+        configuration or an experiment), or an experiment that will deploy it."""
+        key = model_name.lower()
+        for endpoint in self.store.find(ResourceKind.ENDPOINT, region=ctx.region):
+            for variant in endpoint.state.get("target", {}).get("variants", []):
+                if variant["model_name"].lower() == key:
+                    return f"endpoint '{endpoint.name}'"
+            for variant in endpoint.state.get("deployed", {}).get("variants", []):
+                if variant["model_name"].lower() == key:
+                    return f"endpoint '{endpoint.name}'"
+        for config in self.store.list_records(
+            ctx.region, ResourceKind.ENDPOINT_CONFIG, ListQuery(limit=1_000_000)
+        ):
+            variants = config.document.get("ProductionVariants", []) + config.document.get(
+                "ShadowProductionVariants", []
+            )
+            if any(v.get("ModelName", "").lower() == key for v in variants) and self.store.find(
+                ResourceKind.ENDPOINT, parent=config.name_key, region=ctx.region
+            ):
+                return f"endpoint configuration '{config.name}' of a live endpoint"
+        for experiment in self.store.find(
+            ResourceKind.INFERENCE_EXPERIMENT,
+            statuses=[s.value for s in ACTIVE_EXPERIMENT_STATUSES],
+            region=ctx.region,
+        ):
+            for variant in experiment.document["ModelVariants"]:
+                if variant["ModelName"].lower() == key:
+                    return f"inference experiment '{experiment.name}'"
+        return None

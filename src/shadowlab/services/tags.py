@@ -1,0 +1,82 @@
+"""AddTags, ListTags, DeleteTags for every resource ARN shadowlab manages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shadowlab.domain.arns import parse_arn
+from shadowlab.errors import ValidationException
+from shadowlab.services.context import RequestContext
+from shadowlab.store import Record, Store
+
+MAX_TAGS_PER_RESOURCE = 50
+_LIST_TAGS_DEFAULT = 50
+
+
+def _pairs(tags: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, str]]:
+    pairs = [(t["Key"], t.get("Value", "")) for t in tags or ()]
+    for key, _ in pairs:
+        # AWS reserves the prefix for its own tags.
+        if key.lower().startswith("aws:"):
+            raise ValidationException(f"Tag keys starting with 'aws:' are reserved: '{key}'.")
+    keys = [k for k, _ in pairs]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValidationException(f"Duplicate tag keys in the request: {', '.join(duplicates)}.")
+    return pairs
+
+
+class TagService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def check_new(self, tags: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, str]]:
+        """Validate the Tags of a CreateX call before anything is written."""
+        pairs = _pairs(tags)
+        if len(pairs) > MAX_TAGS_PER_RESOURCE:
+            raise ValidationException(
+                f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags; got {len(pairs)}."
+            )
+        return pairs
+
+    def _resource(self, ctx: RequestContext, arn: str) -> Record:
+        parsed = parse_arn(arn)
+        record = self.store.get_by_arn(arn.lower()) if parsed else None
+        if record is None or parsed is None or parsed.account != ctx.account:
+            raise ValidationException(f"Resource {arn} does not exist.")
+        return record
+
+    def add_tags(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = self._resource(ctx, params["ResourceArn"])
+        pairs = _pairs(params["Tags"])
+        existing: dict[str, str] = dict(self.store.list_tags(record.arn))
+        total = len(existing.keys() | {k for k, _ in pairs})
+        if total > MAX_TAGS_PER_RESOURCE:
+            raise ValidationException(
+                f"Resource {record.arn} would have {total} tags; the limit is "
+                f"{MAX_TAGS_PER_RESOURCE}."
+            )
+        self.store.put_tags(record.arn, pairs)
+        return {"Tags": [{"Key": k, "Value": v} for k, v in pairs]}
+
+    def list_tags(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = self._resource(ctx, params["ResourceArn"])
+        pairs = self.store.list_tags(record.arn)
+        start = 0
+        if params.get("NextToken"):
+            token = params["NextToken"]
+            if not token.isdigit() or int(token) > len(pairs):
+                raise ValidationException("The pagination token is not valid for this request.")
+            start = int(token)
+        limit = int(params.get("MaxResults", _LIST_TAGS_DEFAULT))
+        page = pairs[start : start + limit]
+        result: dict[str, Any] = {"Tags": [{"Key": k, "Value": v} for k, v in page]}
+        if start + limit < len(pairs):
+            result["NextToken"] = str(start + limit)
+        return result
+
+    def delete_tags(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = self._resource(ctx, params["ResourceArn"])
+        self.store.delete_tags(record.arn, params["TagKeys"])
+        return {}

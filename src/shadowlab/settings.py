@@ -1,0 +1,79 @@
+"""Typed settings, read once from arguments and the environment (prefix ``SHADOWLAB_``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SHADOWLAB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7070
+    data_dir: Path = Path(".shadowlab")
+    # None: SQLite file in data_dir. postgresql://... when several replicas share state.
+    database_url: str | None = None
+    # None: s3:// URIs map to data_dir/s3/<bucket>/<key>.
+    s3_endpoint_url: str | None = None
+    account_id: str = "000000000000"
+    default_region: str = "us-east-1"
+    # How often the reconciler looks for work, in seconds.
+    reconcile_interval: float = 0.5
+    # Every instance is a real process on this machine: a quota keeps a typo from forking 500.
+    max_instances: int = 32
+    # Shadow mirror bounds (see ARCHITECTURE "Measured facts").
+    mirror_max_in_flight: int = 1024
+    mirror_timeout: float = 2.0
+    # "process": real worker processes; "none": control plane only (variants InService at once).
+    hosting: str = "none"
+    log_level: str = "info"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'shadowlab.db').resolve()}"
+        url = self.database_url
+        # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// means it.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def object_store_root(self) -> Path:
+        return self.data_dir / "s3"
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (Path, "Path"):
+        return Path(raw)
+    return raw
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then ``SHADOWLAB_*`` environment variables, then explicit overrides (CLI flags)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            kind = f.type.split(" | ")[0] if isinstance(f.type, str) else f.type
+            values[f.name] = _coerce(kind, raw)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = Path(value) if key == "data_dir" else value
+    return replace(Settings(), **values)

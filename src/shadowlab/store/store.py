@@ -1,0 +1,225 @@
+"""The store: resources and tags, each call its own short transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, insert, or_, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from shadowlab.domain.kinds import ResourceKind
+from shadowlab.store.records import ListQuery, Record
+from shadowlab.store.schema import resources, tags
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyExists(Exception):
+    """A resource of that kind and name exists already."""
+
+
+class StaleRecord(Exception):
+    """Someone else updated the record since it was read (compare-and-set failed)."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the reconciler read while a request writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        if url == "sqlite://":
+            engine = create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _to_record(row: Any) -> Record:
+    return Record(
+        region=row.region,
+        kind=ResourceKind(row.kind),
+        name=row.name,
+        arn=row.arn,
+        created_at=row.created_at,
+        modified_at=row.modified_at,
+        status=row.status,
+        parent=row.parent,
+        document=dict(row.document),
+        state=dict(row.state),
+        version=row.version,
+    )
+
+
+def _values(record: Record) -> dict[str, Any]:
+    return {
+        "region": record.region,
+        "kind": record.kind.value,
+        "name_key": record.name_key,
+        "name": record.name,
+        "arn": record.arn,
+        "created_at": record.created_at,
+        "modified_at": record.modified_at,
+        "status": record.status,
+        "parent": record.parent,
+        "document": record.document,
+        "state": record.state,
+    }
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and bring the schema to the newest migration."""
+        from shadowlab.store.migrate import upgrade
+
+        engine = create_store_engine(url)
+        upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- resources ------------------------------------------------------------------------------
+
+    def insert(self, record: Record) -> Record:
+        record.version = 1
+        try:
+            with self._begin() as conn:
+                conn.execute(insert(resources).values(**_values(record), version=1))
+        except IntegrityError as exc:
+            raise AlreadyExists(record.arn) from exc
+        return record
+
+    def get(self, region: str, kind: ResourceKind, name: str) -> Record | None:
+        query = select(resources).where(
+            resources.c.region == region,
+            resources.c.kind == kind.value,
+            resources.c.name_key == name.lower(),
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _to_record(row)
+
+    def get_by_arn(self, arn: str) -> Record | None:
+        with self._begin() as conn:
+            row = conn.execute(select(resources).where(resources.c.arn == arn)).first()
+        return None if row is None else _to_record(row)
+
+    def update(self, record: Record) -> Record:
+        """Write the record if nobody changed it since it was read; bump its version."""
+        statement = (
+            sql_update(resources)
+            .where(
+                resources.c.region == record.region,
+                resources.c.kind == record.kind.value,
+                resources.c.name_key == record.name_key,
+                resources.c.version == record.version,
+            )
+            .values(**_values(record), version=record.version + 1)
+        )
+        with self._begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                raise StaleRecord(record.arn)
+        record.version += 1
+        return record
+
+    def delete(self, record: Record) -> None:
+        with self._begin() as conn:
+            result = conn.execute(
+                delete(resources).where(
+                    resources.c.arn == record.arn, resources.c.version == record.version
+                )
+            )
+            if result.rowcount != 1:
+                raise StaleRecord(record.arn)
+            conn.execute(delete(tags).where(tags.c.arn == record.arn))
+
+    def list_records(self, region: str, kind: ResourceKind, query: ListQuery) -> list[Record]:
+        c = resources.c
+        conditions: list[Any] = [c.region == region, c.kind == kind.value]
+        if query.name_contains:
+            conditions.append(c.name_key.contains(query.name_contains.lower(), autoescape=True))
+        if query.created_before is not None:
+            conditions.append(c.created_at < query.created_before)
+        if query.created_after is not None:
+            conditions.append(c.created_at > query.created_after)
+        if query.modified_before is not None:
+            conditions.append(c.modified_at < query.modified_before)
+        if query.modified_after is not None:
+            conditions.append(c.modified_at > query.modified_after)
+        if query.status is not None:
+            conditions.append(c.status == query.status)
+        sort = c[query.sort_by]
+        if query.after is not None:
+            value, name_key = query.after
+            if query.descending:
+                conditions.append(or_(sort < value, and_(sort == value, c.name_key < name_key)))
+            else:
+                conditions.append(or_(sort > value, and_(sort == value, c.name_key > name_key)))
+        order = (sort.desc(), c.name_key.desc()) if query.descending else (sort, c.name_key)
+        statement = select(resources).where(*conditions).order_by(*order).limit(query.limit)
+        with self._begin() as conn:
+            return [_to_record(row) for row in conn.execute(statement)]
+
+    def find(
+        self,
+        kind: ResourceKind,
+        *,
+        statuses: Sequence[str] | None = None,
+        parent: str | None = None,
+        region: str | None = None,
+    ) -> list[Record]:
+        """Records across regions, for the reconciler and referential checks."""
+        conditions: list[Any] = [resources.c.kind == kind.value]
+        if statuses is not None:
+            conditions.append(resources.c.status.in_(list(statuses)))
+        if parent is not None:
+            conditions.append(resources.c.parent == parent)
+        if region is not None:
+            conditions.append(resources.c.region == region)
+        with self._begin() as conn:
+            rows = conn.execute(select(resources).where(*conditions).order_by(resources.c.arn))
+            return [_to_record(row) for row in rows]
+
+    # -- tags -----------------------------------------------------------------------------------
+
+    def list_tags(self, arn: str) -> list[tuple[str, str]]:
+        statement = select(tags.c.key, tags.c.value).where(tags.c.arn == arn).order_by(tags.c.key)
+        with self._begin() as conn:
+            return [(row.key, row.value) for row in conn.execute(statement)]
+
+    def put_tags(self, arn: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Add or overwrite tags, all in one transaction."""
+        with self._begin() as conn:
+            for key, value in pairs:
+                conn.execute(delete(tags).where(tags.c.arn == arn, tags.c.key == key))
+                conn.execute(insert(tags).values(arn=arn, key=key, value=value))
+
+    def delete_tags(self, arn: str, keys: Sequence[str]) -> None:
+        with self._begin() as conn:
+            conn.execute(delete(tags).where(tags.c.arn == arn, tags.c.key.in_(list(keys))))

@@ -31,9 +31,7 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
-def wait_for(
-    probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 20.0
-) -> Any:
+def wait_for(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     value = probe()
     while not accept(value):

@@ -23,7 +23,10 @@ def test_seed_example_with_cli_input_json(server: ServerProcess, sm: Any, tmp_pa
     name = unique("cli-exp")
     request = {
         "DataStorageConfig": {
-            "ContentType": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
+            "ContentType": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json"],
+            },
             "Destination": "s3://shadow-captures/experiments",
             "KmsKey": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         },

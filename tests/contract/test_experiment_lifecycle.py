@@ -35,7 +35,9 @@ def test_scheduled_experiment_runs_and_completes_on_time(sm: Any) -> None:
     assert arn == f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{name}"
 
     created = wait_experiment(sm, name, "Created")
-    assert created["Schedule"]["StartTime"].timestamp() == pytest.approx(start.timestamp(), abs=1e-3)
+    assert created["Schedule"]["StartTime"].timestamp() == pytest.approx(
+        start.timestamp(), abs=1e-3
+    )
     assert {v["VariantName"]: v["Status"] for v in created["ModelVariants"]} == {
         "variant-1": "InService",
         "shadow-1": "Creating",
@@ -195,5 +197,7 @@ def test_delete_experiment_after_completion(sm: Any) -> None:
         sm.describe_inference_experiment(Name=name)
     # The endpoint can carry a new experiment now.
     again = unique("exp")
-    checked(sm, "CreateInferenceExperiment", **experiment_request(again, endpoint, create_model(sm)))
+    checked(
+        sm, "CreateInferenceExperiment", **experiment_request(again, endpoint, create_model(sm))
+    )
     wait_experiment(sm, again, "Running")

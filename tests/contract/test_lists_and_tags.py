@@ -21,7 +21,7 @@ from tests.contract.helpers import (
 def test_list_models_filters_sorts_and_pages(sm: Any) -> None:
     tag = unique("lst").replace("-", "")
     names = [create_model(sm, f"{tag}-m{i}") for i in range(5)]
-    time.sleep(0.05)
+    time.sleep(0.01)
     newest = create_model(sm, f"{tag}-m5")
     names.append(newest)
 
@@ -34,7 +34,9 @@ def test_list_models_filters_sorts_and_pages(sm: Any) -> None:
 
     pages, token = [], None
     while True:
-        params: dict[str, Any] = {"NameContains": tag, "SortBy": "Name", "MaxResults": 2}
+        params: dict[str, Any] = {
+            "NameContains": tag, "SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 2,
+        }  # fmt: skip
         if token:
             params["NextToken"] = token
         page = checked(sm, "ListModels", **params)
@@ -48,8 +50,10 @@ def test_list_models_filters_sorts_and_pages(sm: Any) -> None:
     before = checked(sm, "ListModels", NameContains=tag, CreationTimeBefore=cutoff)
     assert newest not in [m["ModelName"] for m in before["Models"]]
     assert len(before["Models"]) == 5
-    after = checked(sm, "ListModels", NameContains=tag, CreationTimeAfter=cutoff)
-    assert after["Models"] == []
+    assert checked(sm, "ListModels", NameContains=tag, CreationTimeAfter=cutoff)["Models"] == []
+    older = descending["Models"][1]["CreationTime"]
+    after = checked(sm, "ListModels", NameContains=tag, CreationTimeAfter=older)
+    assert [m["ModelName"] for m in after["Models"]] == [newest]
 
     # boto3's paginator follows NextToken the same way.
     paginator = sm.get_paginator("list_models")

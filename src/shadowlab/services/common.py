@@ -50,6 +50,17 @@ def epoch(value: Any) -> float | None:
     return float(value)
 
 
+def plain(value: Any) -> Any:
+    """`value` with datetimes as epoch seconds, recursively: how documents are stored (JSON)."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def with_datetimes(document: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """The stored document (epoch floats) with the named timestamp members as datetimes."""
     out = dict(document)

@@ -16,7 +16,7 @@ from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus, ExperimentStatus, ModelVariantStatus
 from shadowlab.errors import ConflictException, ResourceInUse, ValidationException
-from shadowlab.services.common import list_page, not_found, require
+from shadowlab.services.common import list_page, not_found, plain, require
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.endpoints import EndpointService, target_of
 from shadowlab.services.tags import TagService
@@ -44,12 +44,7 @@ class ExperimentService:
     def _claim_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> Record:
         for _ in range(_CAS_ATTEMPTS):
             endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, endpoint_name)
-            held = endpoint.state.get("experiment")
-            if held:
-                raise ResourceInUse(
-                    f"Endpoint '{endpoint.name}' already has an active inference experiment "
-                    f"'{held['name']}'. An endpoint can run one inference experiment at a time."
-                )
+            self._refuse_if_held(endpoint)
             if endpoint.status != EndpointStatus.IN_SERVICE.value:
                 raise ValidationException(
                     f"Endpoint '{endpoint.name}' is {endpoint.status}; an inference experiment "
@@ -61,6 +56,15 @@ class ExperimentService:
             except StaleRecord:
                 continue
         raise ValidationException(f"Endpoint '{endpoint_name}' is busy; retry.")
+
+    @staticmethod
+    def _refuse_if_held(endpoint: Record) -> None:
+        held = endpoint.state.get("experiment")
+        if held:
+            raise ResourceInUse(
+                f"Endpoint '{endpoint.name}' already has an active inference experiment "
+                f"'{held['name']}'. An endpoint can run one inference experiment at a time."
+            )
 
     def release_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> None:
         for _ in range(_CAS_ATTEMPTS):
@@ -117,8 +121,9 @@ class ExperimentService:
         if self.store.get(ctx.region, _KIND, name) is not None:
             raise ResourceInUse(f"Inference experiment '{name}' already exists.")
         now = self.clock.now()
-        schedule = rules.resolve_schedule(params.get("Schedule"), now)
+        schedule = rules.resolve_schedule(plain(params.get("Schedule")), now)
         endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, params["EndpointName"])
+        self._refuse_if_held(endpoint)
         self._check_variants(ctx, endpoint, params)
         tags = self.tags.check_new(params.get("Tags"))
         arn = make_arn(ctx.region, ctx.account, _KIND, name)
@@ -264,7 +269,7 @@ class ExperimentService:
                     ctx, endpoint, {"ModelVariants": variants, "ShadowModeConfig": shadow_mode}
                 )
             if "Schedule" in params:
-                given = dict(params["Schedule"])
+                given = plain(params["Schedule"])
                 if running and abs(given.get("StartTime", document["Schedule"]["StartTime"]) -
                                    document["Schedule"]["StartTime"]) > 1e-3:  # fmt: skip
                     raise ValidationException(

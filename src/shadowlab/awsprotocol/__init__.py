@@ -1,0 +1,9 @@
+"""The AWS wire format, driven by botocore's service models (which are the specification).
+
+- `service_models`: the `sagemaker` and `sagemaker-runtime` models, loaded once.
+- `validation`: AWS-style (Coral) checks of a value against a shape, with AWS's messages.
+- `json11`: the JSON 1.1 control-plane protocol: parse requests, serialise outputs and errors.
+- `errors`: the HTTP status of an error code, from the model.
+
+Nothing here copies an enum, pattern or limit out of the model: it is all read from it.
+"""

@@ -47,11 +47,23 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         command = [
-            sys.executable, "-m", "shadowlab", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir), "--hosting", self.hosting,
-            "--account-id", ACCOUNT, "--log-level", "warning",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "shadowlab",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--hosting",
+            self.hosting,
+            "--account-id",
+            ACCOUNT,
+            "--log-level",
+            "warning",
+        ]
         if self.database_url:
             command += ["--database-url", self.database_url]
         env = {**os.environ, "SHADOWLAB_RECONCILE_INTERVAL": "0.1", **self.extra_env}
@@ -106,5 +118,9 @@ class ServerProcess:
         env.pop("AWS_PROFILE", None)
         return subprocess.run(
             [str(aws), *args, "--endpoint-url", self.url, "--output", "json"],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )

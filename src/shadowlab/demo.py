@@ -108,8 +108,16 @@ def _free_port(preferred: int) -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     log = (data_dir / "server.log").open("ab")
-    command = [sys.executable, "-m", "shadowlab", "serve", "--port", str(port),
-               "--data-dir", str(data_dir)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "shadowlab",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     env = {**os.environ, "SHADOWLAB_RECONCILE_INTERVAL": "0.2"}
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
@@ -147,8 +155,12 @@ def run(requests: int, data_dir: Path) -> None:
     server = start_server(data_dir, port)
     try:
         url = f"http://127.0.0.1:{port}"
-        creds = {"region_name": "us-east-1", "aws_access_key_id": "demo",
-                 "aws_secret_access_key": "demo", "endpoint_url": url}  # fmt: skip
+        creds = {
+            "region_name": "us-east-1",
+            "aws_access_key_id": "demo",
+            "aws_secret_access_key": "demo",
+            "endpoint_url": url,
+        }
         sm = boto3.client("sagemaker", **creds)
         runtime = boto3.client("sagemaker-runtime", **creds)
         suffix = time.strftime("%H%M%S")
@@ -159,9 +171,17 @@ def run(requests: int, data_dir: Path) -> None:
             sm.create_model(
                 ModelName=f"demo-{name}-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer=container
             )
-        sm.create_endpoint_config(EndpointConfigName=f"demo-config-{suffix}", ProductionVariants=[{
-            "VariantName": "production", "ModelName": f"demo-production-{suffix}",
-            "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])  # fmt: skip
+        sm.create_endpoint_config(
+            EndpointConfigName=f"demo-config-{suffix}",
+            ProductionVariants=[
+                {
+                    "VariantName": "production",
+                    "ModelName": f"demo-production-{suffix}",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"demo-config-{suffix}")
         wait(lambda: sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus", "InService")
         _say(f"   endpoint {endpoint} is InService")
@@ -173,16 +193,29 @@ def run(requests: int, data_dir: Path) -> None:
             "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
         }
         sm.create_inference_experiment(
-            Name=experiment, Type="ShadowMode", RoleArn=ROLE, EndpointName=endpoint,
+            Name=experiment,
+            Type="ShadowMode",
+            RoleArn=ROLE,
+            EndpointName=endpoint,
             ModelVariants=[
-                {"ModelName": f"demo-production-{suffix}", "VariantName": "production",
-                 "InfrastructureConfig": infra},
-                {"ModelName": f"demo-candidate-{suffix}", "VariantName": "candidate",
-                 "InfrastructureConfig": infra},
+                {
+                    "ModelName": f"demo-production-{suffix}",
+                    "VariantName": "production",
+                    "InfrastructureConfig": infra,
+                },
+                {
+                    "ModelName": f"demo-candidate-{suffix}",
+                    "VariantName": "candidate",
+                    "InfrastructureConfig": infra,
+                },
             ],
-            ShadowModeConfig={"SourceModelVariantName": "production", "ShadowModelVariants": [
-                {"ShadowModelVariantName": "candidate", "SamplingPercentage": 100}]},
-        )  # fmt: skip
+            ShadowModeConfig={
+                "SourceModelVariantName": "production",
+                "ShadowModelVariants": [
+                    {"ShadowModelVariantName": "candidate", "SamplingPercentage": 100}
+                ],
+            },
+        )
         wait(lambda: sm.describe_inference_experiment(Name=experiment), "Status", "Running")
         _say("   experiment is Running")
 
@@ -192,9 +225,11 @@ def run(requests: int, data_dir: Path) -> None:
         for i in range(requests):
             row = rows[i % len(rows)]
             response = runtime.invoke_endpoint(
-                EndpointName=endpoint, ContentType="application/json", Accept="application/json",
+                EndpointName=endpoint,
+                ContentType="application/json",
+                Accept="application/json",
                 Body=json.dumps({"instances": [row]}),
-            )  # fmt: skip
+            )
             json.loads(response["Body"].read())
             name = response["InvokedProductionVariant"]
             variants[name] = variants.get(name, 0) + 1
@@ -207,16 +242,24 @@ def run(requests: int, data_dir: Path) -> None:
 
         _say("6. Stopping the experiment and promoting the candidate")
         sm.stop_inference_experiment(
-            Name=experiment, ModelVariantActions={"production": "Remove", "candidate": "Promote"},
-            DesiredState="Completed", Reason="demo: candidate promoted",
-        )  # fmt: skip
-        final = wait(lambda: sm.describe_inference_experiment(Name=experiment), "Status",
-                     "Completed")  # fmt: skip
+            Name=experiment,
+            ModelVariantActions={"production": "Remove", "candidate": "Promote"},
+            DesiredState="Completed",
+            Reason="demo: candidate promoted",
+        )
+        final = wait(
+            lambda: sm.describe_inference_experiment(Name=experiment), "Status", "Completed"
+        )
         wait(lambda: sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus", "InService")
-        response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                           Body=json.dumps({"instances": [rows[0]]}))  # fmt: skip
-        _say(f"   experiment {final['Status']}; the endpoint now answers from "
-             f"'{response['InvokedProductionVariant']}'")  # fmt: skip
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Body=json.dumps({"instances": [rows[0]]}),
+        )
+        _say(
+            f"   experiment {final['Status']}; the endpoint now answers from "
+            f"'{response['InvokedProductionVariant']}'"
+        )
         sm.delete_endpoint(EndpointName=endpoint)
         _say(f"Done. Server log: {data_dir / 'server.log'}")
     finally:

@@ -1,36 +1,85 @@
-"""Run one shadowlab process: the application plus the HTTP server on one port."""
+"""Run one shadowlab process: the application and the HTTP server on one port.
+
+The port belongs to the data plane's `asyncio.Protocol` server on uvloop (the only stack that
+matched nginx here, see ARCHITECTURE "Measured facts"); it answers invocations itself and hands
+every other request to the control plane's ASGI app in-process.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from typing import Any
 
-import uvicorn
+import uvloop
 
 from shadowlab.app import Application
+from shadowlab.dataplane import DataPlaneServer, MirrorSettings, RoutingTable
+from shadowlab.process_hosting import ProcessHosting
+from shadowlab.services.deployments import Hosting, ImmediateHosting
 from shadowlab.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings) -> int:
-    app = Application(settings)
+def _s3_client_factory(settings: Settings) -> Any:
+    if settings.s3_endpoint_url is None:
+        return None
+
+    def make() -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+
+    return make
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    routing = RoutingTable()
+    process_hosting: ProcessHosting | None = None
+    hosting: Hosting
+    if settings.hosting == "process":
+        process_hosting = ProcessHosting(
+            loop,
+            routing,
+            work_dir=settings.data_dir / "instances",
+            object_store_root=settings.object_store_root,
+            s3_client_factory=_s3_client_factory(settings),
+        )
+        hosting = process_hosting
+    else:
+        hosting = ImmediateHosting()
+    app = await asyncio.to_thread(Application, settings, hosting)
+    server = DataPlaneServer(
+        routing,
+        app.asgi_app,
+        mirror=MirrorSettings(settings.mirror_max_in_flight, settings.mirror_timeout),
+        account_id=settings.account_id,
+    )
+    port = await server.start(settings.host, settings.port)
     app.start()
     log.info(
-        "shadowlab listening on http://%s:%d (data dir %s)",
-        settings.host,
-        settings.port,
-        settings.data_dir,
+        "shadowlab listening on http://%s:%d (data dir %s)", settings.host, port, settings.data_dir
     )
     try:
-        # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes requests, then returns.
-        uvicorn.run(
-            app.asgi_app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            lifespan="off",
-            access_log=False,
-        )
+        await stop.wait()
     finally:
-        app.stop()
+        log.info("shutting down")
+        await asyncio.to_thread(app.stop)  # the reconciler first: nothing new gets deployed
+        await server.stop()  # answer what is in flight
+        if process_hosting is not None:
+            await process_hosting.close()
+
+
+def serve(settings: Settings) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop)
+
+    uvloop.run(main())
     return 0

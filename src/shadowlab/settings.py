@@ -30,7 +30,7 @@ class Settings:
     mirror_max_in_flight: int = 1024
     mirror_timeout: float = 2.0
     # "process": real worker processes; "none": control plane only (variants InService at once).
-    hosting: str = "none"
+    hosting: str = "process"
     log_level: str = "info"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -76,4 +76,6 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = Path(value) if key == "data_dir" else value
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    # Workers run with other working directories: every path they are handed is absolute.
+    return replace(settings, data_dir=settings.data_dir.resolve())

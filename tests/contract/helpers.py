@@ -45,9 +45,12 @@ def wait_for(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: f
 def create_model(sm: Any, name: str | None = None) -> str:
     name = name or unique("model")
     checked(
-        sm, "CreateModel", ModelName=name, ExecutionRoleArn=ROLE,
+        sm,
+        "CreateModel",
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://models/demo/model.tar.gz"},
-    )  # fmt: skip
+    )
     return name
 
 
@@ -70,10 +73,14 @@ def create_endpoint(
     params: dict[str, Any] = {"EndpointConfigName": config, "ProductionVariants": production}
     if shadow_model:
         params["ShadowProductionVariants"] = [
-            {"VariantName": "config-shadow", "ModelName": shadow_model,
-             "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
-             "InitialVariantWeight": 0.5}
-        ]  # fmt: skip
+            {
+                "VariantName": "config-shadow",
+                "ModelName": shadow_model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+                "InitialVariantWeight": 0.5,
+            }
+        ]
     checked(sm, "CreateEndpointConfig", **params)
     endpoint = unique("endpoint")
     checked(sm, "CreateEndpoint", EndpointName=endpoint, EndpointConfigName=config)
@@ -100,9 +107,14 @@ def wait_experiment(sm: Any, name: str, status: str, timeout: float = 20.0) -> d
 
 
 def experiment_request(
-    name: str, endpoint: dict[str, Any], shadow_model: str, *, sampling: int = 50,
-    schedule: dict[str, datetime] | None = None, shadow_count: int = 1,
-) -> dict[str, Any]:  # fmt: skip
+    name: str,
+    endpoint: dict[str, Any],
+    shadow_model: str,
+    *,
+    sampling: int = 50,
+    schedule: dict[str, datetime] | None = None,
+    shadow_count: int = 1,
+) -> dict[str, Any]:
     request: dict[str, Any] = {
         "Name": name,
         "Type": "ShadowMode",

@@ -81,10 +81,16 @@ def test_seed_example_with_cli_input_json(server: ServerProcess, sm: Any, tmp_pa
     _cli_json(server, "sagemaker", "start-inference-experiment", "--name", name)
     wait_experiment(sm, name, "Running")
     _cli_json(
-        server, "sagemaker", "stop-inference-experiment", "--name", name,
-        "--model-variant-actions", "variant-1=Retain,shadow-candidate=Remove",
-        "--desired-state", "Cancelled",
-    )  # fmt: skip
+        server,
+        "sagemaker",
+        "stop-inference-experiment",
+        "--name",
+        name,
+        "--model-variant-actions",
+        "variant-1=Retain,shadow-candidate=Remove",
+        "--desired-state",
+        "Cancelled",
+    )
     wait_experiment(sm, name, "Cancelled")
     _cli_json(server, "sagemaker", "delete-inference-experiment", "--name", name)
 
@@ -104,10 +110,16 @@ def test_cli_reports_aws_errors(server: ServerProcess) -> None:
 def test_cli_model_lifecycle(server: ServerProcess) -> None:
     name = unique("cli-model")
     _cli_json(
-        server, "sagemaker", "create-model", "--model-name", name,
-        "--execution-role-arn", ROLE,
-        "--primary-container", "Image=example/image:1,ModelDataUrl=s3://b/model.tar.gz",
-    )  # fmt: skip
+        server,
+        "sagemaker",
+        "create-model",
+        "--model-name",
+        name,
+        "--execution-role-arn",
+        ROLE,
+        "--primary-container",
+        "Image=example/image:1,ModelDataUrl=s3://b/model.tar.gz",
+    )
     described = _cli_json(server, "sagemaker", "describe-model", "--model-name", name)
     assert described["PrimaryContainer"]["Image"] == "example/image:1"
     _cli_json(server, "sagemaker", "delete-model", "--model-name", name)

@@ -34,9 +34,20 @@ def test_endpoint_config_describes_what_was_created(sm: Any) -> None:
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
     }
-    checked(sm, "CreateEndpointConfig", EndpointConfigName=config, DataCaptureConfig=capture,
-            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": model,
-                                 "InstanceType": "ml.m5.large", "InitialInstanceCount": 2}])  # fmt: skip
+    checked(
+        sm,
+        "CreateEndpointConfig",
+        EndpointConfigName=config,
+        DataCaptureConfig=capture,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 2,
+            }
+        ],
+    )
     described = checked(sm, "DescribeEndpointConfig", EndpointConfigName=config)
     [variant] = described["ProductionVariants"]
     assert variant["InitialVariantWeight"] == 1.0 and variant["InitialInstanceCount"] == 2
@@ -53,9 +64,14 @@ def test_endpoint_config_describes_what_was_created(sm: Any) -> None:
 
 def test_update_weights_and_capacities(sm: Any) -> None:
     endpoint = create_endpoint(sm, variants=2)
-    checked(sm, "UpdateEndpointWeightsAndCapacities", EndpointName=endpoint["endpoint"],
-            DesiredWeightsAndCapacities=[{"VariantName": "variant-1", "DesiredWeight": 3.0,
-                                          "DesiredInstanceCount": 2}])  # fmt: skip
+    checked(
+        sm,
+        "UpdateEndpointWeightsAndCapacities",
+        EndpointName=endpoint["endpoint"],
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "variant-1", "DesiredWeight": 3.0, "DesiredInstanceCount": 2}
+        ],
+    )
     described = wait_endpoint(sm, endpoint["endpoint"], "InService")
     variants = {v["VariantName"]: v for v in described["ProductionVariants"]}
     assert variants["variant-1"]["CurrentWeight"] == 3.0
@@ -77,9 +93,19 @@ def test_update_endpoint_to_a_new_config(sm: Any) -> None:
     endpoint = create_endpoint(sm)
     model = create_model(sm)
     config = unique("config")
-    checked(sm, "CreateEndpointConfig", EndpointConfigName=config,
-            ProductionVariants=[{"VariantName": "blue", "ModelName": model,
-                                 "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])  # fmt: skip
+    checked(
+        sm,
+        "CreateEndpointConfig",
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "blue",
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
     checked(sm, "UpdateEndpoint", EndpointName=endpoint["endpoint"], EndpointConfigName=config)
     described = wait_endpoint(sm, endpoint["endpoint"], "InService")
     assert described["EndpointConfigName"] == config
@@ -116,15 +142,20 @@ def test_in_use_rules_and_delete(sm: Any) -> None:
         "using it. Stop the experiment first.",
     )
     with pytest.raises(ClientError) as caught:
-        sm.create_inference_experiment(**experiment_request(unique("exp"), endpoint,
-                                                            create_model(sm)))  # fmt: skip
+        sm.create_inference_experiment(
+            **experiment_request(unique("exp"), endpoint, create_model(sm))
+        )
     assert _error(caught) == (
         "ResourceInUse",
         f"Endpoint '{endpoint['endpoint']}' already has an active inference experiment "
         f"'{name}'. An endpoint can run one inference experiment at a time.",
     )
-    checked(sm, "StopInferenceExperiment", Name=name,
-            ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"})  # fmt: skip
+    checked(
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
+        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
+    )
     wait_experiment(sm, name, "Completed")
     checked(sm, "DeleteEndpoint", EndpointName=endpoint["endpoint"])
     with pytest.raises(ClientError) as caught:

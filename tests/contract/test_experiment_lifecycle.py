@@ -29,9 +29,10 @@ def test_scheduled_experiment_runs_and_completes_on_time(sm: Any) -> None:
     name = unique("exp")
     start, end = in_seconds(1.5), in_seconds(4.0)
     arn = checked(
-        sm, "CreateInferenceExperiment",
+        sm,
+        "CreateInferenceExperiment",
         **experiment_request(name, endpoint, shadow, schedule={"StartTime": start, "EndTime": end}),
-    )["InferenceExperimentArn"]  # fmt: skip
+    )["InferenceExperimentArn"]
     assert arn == f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{name}"
 
     created = wait_experiment(sm, name, "Created")
@@ -66,15 +67,18 @@ def test_scheduled_experiment_runs_and_completes_on_time(sm: Any) -> None:
 def test_no_schedule_starts_now_and_lasts_seven_days(sm: Any) -> None:
     endpoint = create_endpoint(sm)
     name = unique("exp")
-    checked(sm, "CreateInferenceExperiment",
-            **experiment_request(name, endpoint, create_model(sm)))  # fmt: skip
+    checked(sm, "CreateInferenceExperiment", **experiment_request(name, endpoint, create_model(sm)))
     running = wait_experiment(sm, name, "Running")
     schedule = running["Schedule"]
     assert (schedule["EndTime"] - schedule["StartTime"]).total_seconds() == pytest.approx(
         7 * 24 * 3600, abs=1
     )
-    checked(sm, "StopInferenceExperiment", Name=name,
-            ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"})  # fmt: skip
+    checked(
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
+        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
+    )
     wait_experiment(sm, name, "Completed")
 
 
@@ -82,8 +86,11 @@ def test_start_early(sm: Any) -> None:
     endpoint = create_endpoint(sm)
     name = unique("exp")
     schedule = {"StartTime": in_seconds(3600), "EndTime": in_seconds(7200)}
-    checked(sm, "CreateInferenceExperiment",
-            **experiment_request(name, endpoint, create_model(sm), schedule=schedule))  # fmt: skip
+    checked(
+        sm,
+        "CreateInferenceExperiment",
+        **experiment_request(name, endpoint, create_model(sm), schedule=schedule),
+    )
     wait_experiment(sm, name, "Created")
     checked(sm, "StartInferenceExperiment", Name=name)
     running = wait_experiment(sm, name, "Running")
@@ -101,8 +108,13 @@ def test_sampling_change_while_running(sm: Any) -> None:
     wait_experiment(sm, name, "Running")
     config = request["ShadowModeConfig"]
     config["ShadowModelVariants"][0]["SamplingPercentage"] = 20
-    checked(sm, "UpdateInferenceExperiment", Name=name, ShadowModeConfig=config,
-            Description="now at 20 percent")  # fmt: skip
+    checked(
+        sm,
+        "UpdateInferenceExperiment",
+        Name=name,
+        ShadowModeConfig=config,
+        Description="now at 20 percent",
+    )
     updated = wait_experiment(sm, name, "Running")
     assert updated["ShadowModeConfig"]["ShadowModelVariants"][0]["SamplingPercentage"] == 20
     assert updated["Description"] == "now at 20 percent"
@@ -116,15 +128,21 @@ def test_stop_with_each_action(sm: Any, shadow_action: str, desired_state: str) 
     endpoint = create_endpoint(sm)
     shadow_model = create_model(sm)
     name = unique("exp")
-    checked(sm, "CreateInferenceExperiment",
-            **experiment_request(name, endpoint, shadow_model, sampling=40, shadow_count=2))  # fmt: skip
+    checked(
+        sm,
+        "CreateInferenceExperiment",
+        **experiment_request(name, endpoint, shadow_model, sampling=40, shadow_count=2),
+    )
     wait_experiment(sm, name, "Running")
     source_action = "Remove" if shadow_action == "Promote" else "Retain"
     checked(
-        sm, "StopInferenceExperiment", Name=name,
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
         ModelVariantActions={"variant-1": source_action, "shadow-1": shadow_action},
-        DesiredState=desired_state, Reason="decided after review",
-    )  # fmt: skip
+        DesiredState=desired_state,
+        Reason="decided after review",
+    )
     stopped = wait_experiment(sm, name, desired_state)
     assert stopped["StatusReason"] == "decided after review"
     assert stopped["CompletionTime"] is not None
@@ -163,16 +181,21 @@ def test_promote_with_desired_model_variants(sm: Any) -> None:
     checked(sm, "CreateInferenceExperiment", **experiment_request(name, endpoint, shadow_model))
     wait_experiment(sm, name, "Running")
     checked(
-        sm, "StopInferenceExperiment", Name=name,
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
         ModelVariantActions={"variant-1": "Remove", "shadow-1": "Promote"},
-        DesiredModelVariants=[{
-            "ModelName": shadow_model, "VariantName": "shadow-1",
-            "InfrastructureConfig": {
-                "InfrastructureType": "RealTimeInference",
-                "RealTimeInferenceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 3},
-            },
-        }],
-    )  # fmt: skip
+        DesiredModelVariants=[
+            {
+                "ModelName": shadow_model,
+                "VariantName": "shadow-1",
+                "InfrastructureConfig": {
+                    "InfrastructureType": "RealTimeInference",
+                    "RealTimeInferenceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 3},
+                },
+            }
+        ],
+    )
     wait_experiment(sm, name, "Completed")
     described = wait_endpoint(sm, endpoint["endpoint"], "InService")
     [variant] = described["ProductionVariants"]
@@ -188,8 +211,12 @@ def test_delete_experiment_after_completion(sm: Any) -> None:
     name = unique("exp")
     checked(sm, "CreateInferenceExperiment", **experiment_request(name, endpoint, create_model(sm)))
     wait_experiment(sm, name, "Running")
-    checked(sm, "StopInferenceExperiment", Name=name,
-            ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"})  # fmt: skip
+    checked(
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
+        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
+    )
     wait_experiment(sm, name, "Completed")
     arn = checked(sm, "DeleteInferenceExperiment", Name=name)["InferenceExperimentArn"]
     assert arn.endswith(f"inference-experiment/{name}")

@@ -35,8 +35,11 @@ def test_list_models_filters_sorts_and_pages(sm: Any) -> None:
     pages, token = [], None
     while True:
         params: dict[str, Any] = {
-            "NameContains": tag, "SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 2,
-        }  # fmt: skip
+            "NameContains": tag,
+            "SortBy": "Name",
+            "SortOrder": "Ascending",
+            "MaxResults": 2,
+        }
         if token:
             params["NextToken"] = token
         page = checked(sm, "ListModels", **params)
@@ -68,14 +71,21 @@ def test_list_models_filters_sorts_and_pages(sm: Any) -> None:
 def test_list_endpoints_and_configs(sm: Any) -> None:
     first = create_endpoint(sm)
     second = create_endpoint(sm)
-    endpoints = checked(sm, "ListEndpoints", StatusEquals="InService", SortBy="Name",
-                        SortOrder="Ascending", MaxResults=100)["Endpoints"]  # fmt: skip
+    endpoints = checked(
+        sm,
+        "ListEndpoints",
+        StatusEquals="InService",
+        SortBy="Name",
+        SortOrder="Ascending",
+        MaxResults=100,
+    )["Endpoints"]
     names = [e["EndpointName"] for e in endpoints]
     assert first["endpoint"] in names and second["endpoint"] in names
     assert names == sorted(names, key=str.lower)
     assert checked(sm, "ListEndpoints", StatusEquals="Failed")["Endpoints"] == []
-    modified = checked(sm, "ListEndpoints", NameContains=second["endpoint"],
-                       LastModifiedTimeAfter=in_seconds(-60))["Endpoints"]  # fmt: skip
+    modified = checked(
+        sm, "ListEndpoints", NameContains=second["endpoint"], LastModifiedTimeAfter=in_seconds(-60)
+    )["Endpoints"]
     assert [e["EndpointName"] for e in modified] == [second["endpoint"]]
     configs = checked(sm, "ListEndpointConfigs", NameContains=first["config"])
     assert [c["EndpointConfigName"] for c in configs["EndpointConfigs"]] == [first["config"]]
@@ -88,8 +98,11 @@ def test_list_inference_experiments(sm: Any) -> None:
         endpoint = create_endpoint(sm)
         name = f"{prefix}-{i}"
         schedule = {"StartTime": in_seconds(3600), "EndTime": in_seconds(7200)}
-        checked(sm, "CreateInferenceExperiment",
-                **experiment_request(name, endpoint, create_model(sm), schedule=schedule))  # fmt: skip
+        checked(
+            sm,
+            "CreateInferenceExperiment",
+            **experiment_request(name, endpoint, create_model(sm), schedule=schedule),
+        )
         wait_experiment(sm, name, "Created")
         experiments.append(name)
     checked(sm, "StartInferenceExperiment", Name=experiments[1])
@@ -97,16 +110,37 @@ def test_list_inference_experiments(sm: Any) -> None:
 
     running = checked(sm, "ListInferenceExperiments", NameContains=prefix, StatusEquals="Running")
     assert [e["Name"] for e in running["InferenceExperiments"]] == [experiments[1]]
-    by_status = checked(sm, "ListInferenceExperiments", NameContains=prefix, SortBy="Status",
-                        SortOrder="Ascending", Type="ShadowMode")  # fmt: skip
+    by_status = checked(
+        sm,
+        "ListInferenceExperiments",
+        NameContains=prefix,
+        SortBy="Status",
+        SortOrder="Ascending",
+        Type="ShadowMode",
+    )
     assert [e["Status"] for e in by_status["InferenceExperiments"]] == [
-        "Created", "Created", "Running",
-    ]  # fmt: skip
-    page = checked(sm, "ListInferenceExperiments", NameContains=prefix, SortBy="Name",
-                   SortOrder="Descending", MaxResults=2)  # fmt: skip
+        "Created",
+        "Created",
+        "Running",
+    ]
+    page = checked(
+        sm,
+        "ListInferenceExperiments",
+        NameContains=prefix,
+        SortBy="Name",
+        SortOrder="Descending",
+        MaxResults=2,
+    )
     assert [e["Name"] for e in page["InferenceExperiments"]] == experiments[::-1][:2]
-    rest = checked(sm, "ListInferenceExperiments", NameContains=prefix, SortBy="Name",
-                   SortOrder="Descending", MaxResults=2, NextToken=page["NextToken"])  # fmt: skip
+    rest = checked(
+        sm,
+        "ListInferenceExperiments",
+        NameContains=prefix,
+        SortBy="Name",
+        SortOrder="Descending",
+        MaxResults=2,
+        NextToken=page["NextToken"],
+    )
     assert [e["Name"] for e in rest["InferenceExperiments"]] == [experiments[0]]
     summary = page["InferenceExperiments"][0]
     assert summary["Type"] == "ShadowMode" and summary["Description"]
@@ -128,8 +162,12 @@ def test_tags_on_every_kind(sm: Any, kind: str) -> None:
         request = experiment_request(name, endpoint, create_model(sm))
         request["Tags"] = [{"Key": "team", "Value": "search"}]
         arn = checked(sm, "CreateInferenceExperiment", **request)["InferenceExperimentArn"]
-    added = checked(sm, "AddTags", ResourceArn=arn,
-                    Tags=[{"Key": "owner", "Value": "ml"}, {"Key": "stage", "Value": "dev"}])  # fmt: skip
+    added = checked(
+        sm,
+        "AddTags",
+        ResourceArn=arn,
+        Tags=[{"Key": "owner", "Value": "ml"}, {"Key": "stage", "Value": "dev"}],
+    )
     assert added["Tags"] == [{"Key": "owner", "Value": "ml"}, {"Key": "stage", "Value": "dev"}]
     checked(sm, "AddTags", ResourceArn=arn, Tags=[{"Key": "stage", "Value": "prod"}])
     tags = {t["Key"]: t["Value"] for t in checked(sm, "ListTags", ResourceArn=arn)["Tags"]}

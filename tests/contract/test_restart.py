@@ -35,12 +35,25 @@ def test_sigkill_while_running_then_restart_completes_at_end_time(
     endpoint = create_endpoint(sm)
     name = unique("exp")
     end = in_seconds(6)
-    checked(sm, "CreateInferenceExperiment", **experiment_request(
-        name, endpoint, create_model(sm), schedule={"StartTime": in_seconds(0.2), "EndTime": end},
-    ))  # fmt: skip
+    checked(
+        sm,
+        "CreateInferenceExperiment",
+        **experiment_request(
+            name,
+            endpoint,
+            create_model(sm),
+            schedule={"StartTime": in_seconds(0.2), "EndTime": end},
+        ),
+    )
     wait_experiment(sm, name, "Running")
-    checked(sm, "AddTags", ResourceArn=checked(sm, "DescribeEndpoint",
-            EndpointName=endpoint["endpoint"])["EndpointArn"], Tags=[{"Key": "k", "Value": "v"}])  # fmt: skip
+    checked(
+        sm,
+        "AddTags",
+        ResourceArn=checked(sm, "DescribeEndpoint", EndpointName=endpoint["endpoint"])[
+            "EndpointArn"
+        ],
+        Tags=[{"Key": "k", "Value": "v"}],
+    )
 
     restartable.kill()
     restartable.start()

@@ -70,8 +70,10 @@ def test_variant_roles() -> None:
         rules.check_model_variants([VARIANTS[0]], SHADOW_MODE)
     assert caught.value.message == "Shadow variant 'cand' is not one of ModelVariants (prod)."
     extra = [*VARIANTS[:1], _variant("other", "m3")]
-    mode = {**SHADOW_MODE, "ShadowModelVariants": [{"ShadowModelVariantName": "prod",
-                                                    "SamplingPercentage": 1}]}  # fmt: skip
+    mode = {
+        **SHADOW_MODE,
+        "ShadowModelVariants": [{"ShadowModelVariantName": "prod", "SamplingPercentage": 1}],
+    }
     with pytest.raises(ValidationException, match="both the source and a shadow"):
         rules.check_model_variants(extra, mode)
 
@@ -102,7 +104,8 @@ def test_stop_plans(actions: dict[str, str], expected: rules.StopPlan) -> None:
         ),
         (
             {"prod": "Promote", "cand": "Remove"},
-            "Variant 'prod' is already the production variant; only a shadow variant can be promoted.",
+            "Variant 'prod' is already the production variant; "
+            "only a shadow variant can be promoted.",
         ),
         (
             {"prod": "Retain", "cand": "Promote"},
@@ -127,5 +130,10 @@ def test_desired_model_variants_set_the_promoted_infrastructure() -> None:
     )
     assert plan.promoted_infrastructure == ("ml.m5.large", 4)
     with pytest.raises(ValidationException, match="must keep model 'm2'"):
-        rules.plan_stop({"prod": "Remove", "cand": "Promote"}, "prod", ["cand"], VARIANTS,
-                        [_variant("cand", "other")])  # fmt: skip
+        rules.plan_stop(
+            {"prod": "Remove", "cand": "Promote"},
+            "prod",
+            ["cand"],
+            VARIANTS,
+            [_variant("cand", "other")],
+        )

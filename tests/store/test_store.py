@@ -68,9 +68,12 @@ def test_list_filters_sorts_and_pages_by_keyset(store: Store) -> None:
         "us-east-1", MODEL, ListQuery(limit=2, after=(last.created_at, last.name_key))
     )
     assert [r.name for r in following] == ["d", "a"]
-    assert [r.name for r in store.list_records("us-east-1", MODEL, ListQuery(status="InService"))] == [
-        "c", "a",
-    ]  # fmt: skip
+    assert [
+        r.name for r in store.list_records("us-east-1", MODEL, ListQuery(status="InService"))
+    ] == [
+        "c",
+        "a",
+    ]
     window = ListQuery(created_after=0.5, created_before=3.5, sort_by="name_key", descending=False)
     assert [r.name for r in store.list_records("us-east-1", MODEL, window)] == ["a", "c", "d"]
     assert [
@@ -97,8 +100,9 @@ def test_find_across_regions_and_reopen_keeps_data(store: Store, tmp_path: Path)
     other.region, other.arn = "eu-west-1", other.arn.replace("us-east-1", "eu-west-1")
     store.insert(other)
     assert {r.region for r in store.find(MODEL, statuses=["Creating"])} == {
-        "us-east-1", "eu-west-1",
-    }  # fmt: skip
+        "us-east-1",
+        "eu-west-1",
+    }
     # Migrations are idempotent: opening the same database again finds everything there.
     again = Store(store.engine)
     from shadowlab.store.migrate import upgrade

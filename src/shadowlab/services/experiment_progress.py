@@ -87,9 +87,11 @@ class ExperimentProgress:
             roles = self._roles(record)
             plan = rules.plan_stop(
                 rules.default_actions(roles.source["VariantName"], list(roles.sampling)),
-                roles.source["VariantName"], list(roles.sampling),
-                record.document["ModelVariants"], None,
-            )  # fmt: skip
+                roles.source["VariantName"],
+                list(roles.sampling),
+                record.document["ModelVariants"],
+                None,
+            )
             record.state["stop"] = {
                 "plan": plan.to_dict(),
                 "desired_state": ExperimentStatus.COMPLETED.value,
@@ -177,8 +179,12 @@ class ExperimentProgress:
             record.state["variant_status"] = ModelVariantStatus.IN_SERVICE.value
             self._save(record, ExperimentStatus.RUNNING)
         elif outcome is not None:
-            self._finish(ctx, record, ExperimentStatus.CANCELLED,
-                         f"The shadow variant could not be deployed: {outcome}")  # fmt: skip
+            self._finish(
+                ctx,
+                record,
+                ExperimentStatus.CANCELLED,
+                f"The shadow variant could not be deployed: {outcome}",
+            )
 
     def _updating(self, ctx: RequestContext, record: Record) -> None:
         resume = ExperimentStatus(record.state.get("resume", ExperimentStatus.CREATED.value))

@@ -142,10 +142,17 @@ class ExperimentService:
             if optional in params:
                 document[optional] = params[optional]
         record = Record(
-            ctx.region, _KIND, name, arn, now, now, document,
-            status=ExperimentStatus.CREATING.value, parent=endpoint.name_key,
+            ctx.region,
+            _KIND,
+            name,
+            arn,
+            now,
+            now,
+            document,
+            status=ExperimentStatus.CREATING.value,
+            parent=endpoint.name_key,
             state={"variant_status": ModelVariantStatus.CREATING.value},
-        )  # fmt: skip
+        )
         self._claim_endpoint(ctx, endpoint.name, name)
         try:
             self.store.insert(record)
@@ -219,9 +226,13 @@ class ExperimentService:
         return {"InferenceExperiments": items, "NextToken": token}
 
     def _transition(
-        self, ctx: RequestContext, name: str, change: Any, allowed: tuple[ExperimentStatus, ...],
+        self,
+        ctx: RequestContext,
+        name: str,
+        change: Any,
+        allowed: tuple[ExperimentStatus, ...],
         verb: str,
-    ) -> Record:  # fmt: skip
+    ) -> Record:
         """Read-check-write with compare-and-set; `change` mutates the record in place."""
         for _ in range(_CAS_ATTEMPTS):
             record = require(self.store, ctx, _KIND, name)
@@ -257,8 +268,9 @@ class ExperimentService:
             )
             new = rules.check_model_variants(variants, shadow_mode)
             if (new.source["VariantName"], *sorted(new.sampling)) != (
-                old.source["VariantName"], *sorted(old.sampling),
-            ):  # fmt: skip
+                old.source["VariantName"],
+                *sorted(old.sampling),
+            ):
                 raise ValidationException(
                     "UpdateInferenceExperiment cannot rename variants: keep source "
                     f"'{old.source['VariantName']}' and shadow(s) {', '.join(old.sampling)}."
@@ -270,8 +282,14 @@ class ExperimentService:
                 )
             if "Schedule" in params:
                 given = plain(params["Schedule"])
-                if running and abs(given.get("StartTime", document["Schedule"]["StartTime"]) -
-                                   document["Schedule"]["StartTime"]) > 1e-3:  # fmt: skip
+                if (
+                    running
+                    and abs(
+                        given.get("StartTime", document["Schedule"]["StartTime"])
+                        - document["Schedule"]["StartTime"]
+                    )
+                    > 1e-3
+                ):
                     raise ValidationException(
                         "Schedule.StartTime cannot change once the experiment is Running."
                     )
@@ -291,9 +309,12 @@ class ExperimentService:
             )
 
         record = self._transition(
-            ctx, params["Name"], change, (ExperimentStatus.CREATED, ExperimentStatus.RUNNING),
+            ctx,
+            params["Name"],
+            change,
+            (ExperimentStatus.CREATED, ExperimentStatus.RUNNING),
             "update",
-        )  # fmt: skip
+        )
         return {"InferenceExperimentArn": record.arn}
 
     def start_inference_experiment(
@@ -344,20 +365,24 @@ class ExperimentService:
             record.status = ExperimentStatus.STOPPING.value
 
         record = self._transition(
-            ctx, params["Name"], change,
+            ctx,
+            params["Name"],
+            change,
             (ExperimentStatus.CREATED, ExperimentStatus.STARTING, ExperimentStatus.RUNNING),
             "stop",
-        )  # fmt: skip
+        )
         return {"InferenceExperimentArn": record.arn}
 
     def delete_inference_experiment(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
         record = self._transition(
-            ctx, params["Name"], lambda r: None,
+            ctx,
+            params["Name"],
+            lambda r: None,
             (ExperimentStatus.CREATED, ExperimentStatus.COMPLETED, ExperimentStatus.CANCELLED),
             "delete",
-        )  # fmt: skip
+        )
         self.store.delete(record)
         self.release_endpoint(ctx, record.document["EndpointName"], record.name)
         return {"InferenceExperimentArn": record.arn}

@@ -1,0 +1,267 @@
+"""InvokeEndpoint: pick the variant and instance, forward to the model, answer as SageMaker does.
+
+Error choices (see wire.py for the bytes):
+- unknown endpoint, unknown TargetVariant, body over 6 MB: ValidationError (400).
+- the model answered non-2xx: ModelError (424) with OriginalStatusCode / OriginalMessage.
+- the request never reached a model (no live instance, connection refused, no connection in
+  time): ServiceUnavailable (503). Safe to retry, and botocore does retry 503 by itself.
+- the request reached the model but no complete answer came back (timeout, connection dropped
+  before or during the answer, garbage): ModelError with OriginalStatusCode 0, as SageMaker
+  reports its own invocation timeouts. The model may have acted on the request, so it must not
+  look retryable: botocore would silently re-send a 503, never a 424.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import unquote
+
+from shadowlab.dataplane import wire
+from shadowlab.dataplane.http1 import FrontConnection, Request
+from shadowlab.dataplane.mirror import Mirror
+from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
+from shadowlab.dataplane.pool import UpstreamClient
+from shadowlab.dataplane.routing import RoutingTable
+from shadowlab.dataplane.stats import VariantStats
+from shadowlab.dataplane.upstream import Exchange, Failure
+from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, ServiceUnavailable
+
+MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
+_QUOTED_LIMIT = 1024  # how much of the model's error text goes into Message
+_ORIGINAL_LIMIT = 64 * 1024  # ... and into OriginalMessage
+
+
+class _Call:
+    """One production request between sending it to the model and answering the client."""
+
+    __slots__ = ("conn", "endpoint", "event", "req", "request_id", "started", "stats", "variant")
+
+    def __init__(
+        self,
+        conn: FrontConnection,
+        req: Request,
+        endpoint: str,
+        variant: str,
+        stats: VariantStats,
+        request_id: bytes,
+        event: InvocationEvent | None,
+    ) -> None:
+        self.conn = conn
+        self.req = req
+        self.endpoint = endpoint
+        self.variant = variant
+        self.stats = stats
+        self.request_id = request_id
+        self.event = event
+        self.started = time.perf_counter()
+
+
+class Invoker:
+    def __init__(
+        self,
+        routing: RoutingTable,
+        client: UpstreamClient,
+        mirror: Mirror,
+        *,
+        account_id: str,
+        timeout_s: float,
+        observer: InvocationObserver | None,
+    ) -> None:
+        self.routing = routing
+        self.client = client
+        self.mirror = mirror
+        self.account_id = account_id
+        self.timeout_s = timeout_s
+        self.observer = observer
+        self.stats: dict[tuple[str, str], VariantStats] = {}
+        self._routing_version = -1
+
+    def invoke(self, conn: FrontConnection, req: Request) -> None:
+        request_id = str(uuid.uuid4()).encode("ascii")
+        routing = self.routing
+        if routing.version != self._routing_version:
+            # Routes changed since we last looked: let pools of vanished instances drain away.
+            self._routing_version = routing.version
+            self.client.retain_only(routing.addresses())
+        raw_name = req.endpoint or b""
+        name = raw_name.decode("latin-1")
+        if b"%" in raw_name:
+            name = unquote(name)
+        if req.too_large:
+            self._fail(conn, req, request_id, _body_too_large())
+            return
+        route = routing.lookup(name)
+        if route is None:
+            message = f"Endpoint {name} of account {self.account_id} not found."
+            self._fail(conn, req, request_id, RuntimeValidationError(message))
+            return
+
+        content_type = accept = custom_attributes = target = inference_id = None
+        for header, value in req.headers:
+            if header == b"content-type":
+                content_type = value
+            elif header == b"accept":
+                accept = value
+            elif header == b"x-amzn-sagemaker-custom-attributes":
+                custom_attributes = value
+            elif header == b"x-amzn-sagemaker-target-variant":
+                target = value
+            elif header == b"x-amzn-sagemaker-inference-id":
+                inference_id = value
+
+        if target is not None:
+            variant = route.by_name.get(target.decode("latin-1"))
+            if variant is None:
+                message = (
+                    f"Variant {target.decode('latin-1')} not found "
+                    f"for Endpoint {name} of account {self.account_id}."
+                )
+                self._fail(conn, req, request_id, RuntimeValidationError(message))
+                return
+        else:
+            variant = route.choose()
+            if variant is None:
+                message = f"Endpoint {name} has no production variant to route to."
+                self._fail(conn, req, request_id, ServiceUnavailable(message))
+                return
+
+        key = (name, variant.name)
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = VariantStats(variant.name)
+        stats.invocations += 1
+        if not variant.instances:
+            stats.unavailable += 1
+            message = (
+                f"Variant {variant.name} of endpoint {name} has no instance in service. "
+                "Try again later."
+            )
+            self._fail(conn, req, request_id, ServiceUnavailable(message))
+            return
+
+        body = req.body
+        # Only what the SageMaker container contract passes on; never hop-by-hop headers.
+        parts = [b"Content-Length: %d\r\n" % len(body)]
+        if content_type is not None:
+            parts += (b"Content-Type: ", content_type, b"\r\n")
+        if accept is not None:
+            parts += (b"Accept: ", accept, b"\r\n")
+        if custom_attributes is not None:
+            parts += (b"X-Amzn-SageMaker-Custom-Attributes: ", custom_attributes, b"\r\n")
+        if inference_id is not None:
+            parts += (b"X-Amzn-SageMaker-Inference-Id: ", inference_id, b"\r\n")
+        parts.append(b"\r\n")
+        header_block = b"".join(parts)
+
+        event = None
+        if self.observer is not None:
+            event = InvocationEvent(
+                endpoint=name,
+                event_id=uuid.uuid4().hex,
+                inference_id=inference_id.decode("latin-1") if inference_id else None,
+                inference_time=time.time(),
+                request_body=body,
+                request_content_type=content_type.decode("latin-1") if content_type else None,
+                accept=accept.decode("latin-1") if accept else None,
+            )
+        pool = self.client.pick(variant.instances)
+        call = _Call(conn, req, name, variant.name, stats, request_id, event)
+        pool.send(
+            Exchange(pool.request_prefix + header_block, body, self._answered, call),
+            self.timeout_s,
+        )
+        # Copies go after the production request is on its way, and never hold it up.
+        if route.shadows:
+            self.mirror.copy(name, route.shadows, header_block, body, event)
+
+    def _answered(self, exchange: Exchange) -> None:
+        call: _Call = exchange.context
+        stats = call.stats
+        req = call.req
+        failure = exchange.failure
+        status = exchange.status
+        if failure is None and 200 <= status < 300:
+            call.conn.respond(
+                req,
+                wire.invocation_ok(
+                    exchange.response_body,
+                    exchange.content_type,
+                    stats.variant_header,
+                    exchange.custom_attributes,
+                    call.request_id,
+                    req.connection_header,
+                ),
+            )
+        else:
+            error = self._failure_error(exchange, call)
+            call.conn.respond(req, wire.aws_error(error, call.request_id, req.connection_header))
+        if self.observer is not None and call.event is not None:
+            content_type = exchange.content_type
+            self.observer.observe(
+                InvocationRecord(
+                    event=call.event,
+                    role="production",
+                    variant=call.variant,
+                    status=status if failure is None else 0,
+                    response_body=exchange.response_body if failure is None else b"",
+                    response_content_type=content_type.decode("latin-1") if content_type else None,
+                    error=exchange.detail if failure is not None else None,
+                    latency_s=time.perf_counter() - call.started,
+                )
+            )
+
+    def _failure_error(self, exchange: Exchange, call: _Call) -> ServiceError:
+        stats = call.stats
+        failure = exchange.failure
+        where = f"variant {call.variant} of endpoint {call.endpoint}"
+        if failure is None:  # the model answered, with a non-2xx status
+            status = exchange.status
+            if 400 <= status < 500:
+                stats.invocation_4xx += 1
+            elif status >= 500:
+                stats.invocation_5xx += 1
+            stats.model_errors += 1
+            text = exchange.response_body.decode("utf-8", "replace")
+            return _model_error(status, text, where)
+        if failure is Failure.CONNECT or (failure is Failure.TIMEOUT and not exchange.sent):
+            stats.unavailable += 1
+            return ServiceUnavailable(
+                f"No instance of {where} could take the request ({exchange.detail}). "
+                "Try again later."
+            )
+        stats.model_errors += 1
+        if failure is Failure.TIMEOUT:
+            detail = (
+                "Your invocation timed out while waiting for a response from container "
+                f"primary ({exchange.detail})."
+            )
+        else:
+            detail = exchange.detail[:1].upper() + exchange.detail[1:] + "."
+        return _model_error(0, detail, where)
+
+    def _fail(
+        self, conn: FrontConnection, req: Request, request_id: bytes, err: ServiceError
+    ) -> None:
+        conn.respond(req, wire.aws_error(err, request_id, req.connection_header))
+
+    def snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
+        return {key: stats.as_dict() for key, stats in list(self.stats.items())}
+
+
+def _model_error(status: int, text: str, where: str) -> ModelError:
+    kind = "client" if 0 < status < 500 else "server"
+    quoted = text if len(text) <= _QUOTED_LIMIT else text[:_QUOTED_LIMIT] + "..."
+    return ModelError(
+        f'Received {kind} error ({status}) from primary with message "{quoted}". '
+        f"See the model server log of {where} for more information.",
+        OriginalStatusCode=status,
+        OriginalMessage=text[:_ORIGINAL_LIMIT],
+    )
+
+
+def _body_too_large() -> RuntimeValidationError:
+    return RuntimeValidationError(
+        "1 validation error detected: Value at 'body' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {MAX_BODY}"
+    )

@@ -1,0 +1,39 @@
+"""The seam for data capture: an optional observer told about every production answer and
+every shadow result. With no observer the data plane creates no event ids and keeps no copies
+of shadow response bodies, so the seam costs nothing when unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationEvent:
+    """What production and its shadow copies share: one request as the client sent it."""
+
+    endpoint: str
+    event_id: str  # uuid4 hex, shared by the production record and its shadow records
+    inference_id: str | None  # X-Amzn-SageMaker-Inference-Id, when the client sent one
+    inference_time: float  # epoch seconds when the request arrived
+    request_body: bytes
+    request_content_type: str | None
+    accept: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRecord:
+    event: InvocationEvent
+    role: Literal["production", "shadow"]
+    variant: str
+    status: int  # the model's HTTP status; 0 when there was no answer (see error)
+    response_body: bytes
+    response_content_type: str | None
+    error: str | None  # why there was no answer: timeout, connection refused or dropped ...
+    latency_s: float  # from sending to the model until its answer (or the failure)
+
+
+class InvocationObserver(Protocol):
+    def observe(self, record: InvocationRecord) -> None:
+        """Called on the data plane's event loop: must return quickly and never block."""

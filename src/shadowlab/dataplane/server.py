@@ -1,0 +1,193 @@
+"""The data-plane server: one listening port, invocations on the hot path, the rest to ASGI.
+
+`POST /endpoints/{name}/invocations` is handled by `Invoker` in callback style over pooled
+upstream connections; every other request goes in-process to the ASGI app (the control plane,
+/healthz, metrics), which is not hot and may cost a Task per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shadowlab.dataplane import wire
+from shadowlab.dataplane.asgi import ASGIApp, HttpCall, Lifespan, http_scope
+from shadowlab.dataplane.http1 import FrontConnection, Request
+from shadowlab.dataplane.invoke import MAX_BODY, Invoker
+from shadowlab.dataplane.mirror import Mirror, MirrorSettings
+from shadowlab.dataplane.observer import InvocationObserver
+from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
+from shadowlab.dataplane.routing import RoutingTable
+
+log = logging.getLogger(__name__)
+
+_SWEEP_INTERVAL_S = 5.0
+
+
+class DataPlaneServer:
+    """Start with `await start(host, port)` on the loop that should carry it (uvloop, ideally)."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(
+        self,
+        routing: RoutingTable,
+        asgi_app: ASGIApp | None,
+        *,
+        mirror: MirrorSettings = MirrorSettings(),  # noqa: B008 (frozen, so sharing is safe)
+        account_id: str = "000000000000",
+        invoke_timeout_s: float = 60.0,  # SageMaker's real-time invocation timeout
+        pool_limits: PoolLimits | None = None,
+        observer: InvocationObserver | None = None,
+        keepalive_timeout_s: float = 75.0,
+        max_other_body_bytes: int = 16 * 1024 * 1024,
+        shutdown_grace_s: float = 5.0,
+    ) -> None:
+        self.routing = routing
+        self.invocation_body_limit = MAX_BODY
+        self.other_body_limit = max_other_body_bytes
+        self._app = asgi_app
+        self._client = UpstreamClient(pool_limits)
+        self._mirror = Mirror(self._client, mirror, observer)
+        self._invoker = Invoker(
+            routing,
+            self._client,
+            self._mirror,
+            account_id=account_id,
+            timeout_s=invoke_timeout_s,
+            observer=observer,
+        )
+        self._keepalive_timeout_s = keepalive_timeout_s
+        self._shutdown_grace_s = shutdown_grace_s
+        self._connections: set[FrontConnection] = set()
+        self._asgi_tasks: set[asyncio.Task[None]] = set()
+        self._lifespan: Lifespan | None = None
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> int:
+        """Run the app's lifespan startup, then listen; returns the bound port."""
+        self.loop = asyncio.get_running_loop()
+        if self._app is not None:
+            self._lifespan = Lifespan(self._app)
+            await self._lifespan.startup()
+        try:
+            self._server = await self.loop.create_server(
+                lambda: FrontConnection(self, self._connections),
+                host,
+                port,
+                backlog=2048,
+                reuse_address=True,
+            )
+        except BaseException:
+            if self._lifespan is not None:
+                await self._lifespan.shutdown()
+            raise
+        self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        sockets = self._server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        """Stop listening, let pending answers go out (bounded by the grace), then close all."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self._connections):
+            conn.close_when_idle()
+        deadline = self.loop.time() + self._shutdown_grace_s
+        while self.loop.time() < deadline and (self._connections or self._copies_in_flight()):
+            await asyncio.sleep(0.01)
+        for conn in list(self._connections):
+            conn.abort()
+        self._client.close()
+        await self._client.wait_closed()
+        for task in list(self._asgi_tasks):
+            task.cancel()
+        await asyncio.gather(*self._asgi_tasks, return_exceptions=True)
+        await server.wait_closed()
+        if self._lifespan is not None:
+            await self._lifespan.shutdown()
+
+    def _copies_in_flight(self) -> int:
+        return sum(s.in_flight for s in self._mirror.stats.values())
+
+    def _sweep(self) -> None:
+        """Close keep-alive connections idle for longer than the keep-alive timeout."""
+        now = self.loop.time()
+        for conn in list(self._connections):
+            since = conn.idle_since()
+            if since is not None and now - since > self._keepalive_timeout_s:
+                conn.close_when_idle()
+        self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+
+    # -- counters --------------------------------------------------------------------------
+    def mirror_stats(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(endpoint, shadow variant) -> sent, completed, errors, timeouts, dropped, in_flight."""
+        return self._mirror.snapshot()
+
+    def variant_stats(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(endpoint, production variant) -> invocations, invocation_4xx, invocation_5xx,
+        model_errors, unavailable."""
+        return self._invoker.snapshot()
+
+    # -- Dispatcher (called by FrontConnection) --------------------------------------------
+    def invoke(self, conn: FrontConnection, req: Request) -> None:
+        self._invoker.invoke(conn, req)
+
+    def other(self, conn: FrontConnection, req: Request) -> None:
+        connection = req.connection_header
+        if self._app is None:
+            conn.respond(req, wire.text_response(404, "Not Found", connection))
+            return
+        if req.too_large:
+            conn.respond(req, wire.text_response(413, "Request body too large", connection))
+            return
+        client, server = conn.addresses()
+        assert self._lifespan is not None
+        scope = http_scope(
+            req.method,
+            req.url,
+            req.headers,
+            req.http_version,
+            client,
+            server,
+            self._lifespan.state,
+        )
+        call = HttpCall(self._app, scope, req.body)
+        req.on_disconnect = call.disconnect
+        task = self.loop.create_task(self._run_asgi(conn, req, call))
+        self._asgi_tasks.add(task)
+        task.add_done_callback(self._asgi_tasks.discard)
+
+    async def _run_asgi(self, conn: FrontConnection, req: Request, call: HttpCall) -> None:
+        response = await call.run()
+        if conn.lost:
+            return
+        status = response.status
+        headers: list[tuple[bytes, bytes]] = response.headers
+        no_body = status < 200 or status in (204, 304)
+        head_only = req.method == b"HEAD" or no_body
+        set_length = not no_body
+        if req.method == b"HEAD" and call.declared_length is not None:
+            # HEAD answers carry the length the GET would have had, not 0.
+            headers = [*headers, (b"content-length", call.declared_length)]
+            set_length = False
+        conn.respond(
+            req,
+            wire.plain_response(
+                status,
+                headers,
+                response.body,
+                req.connection_header,
+                head_only=head_only,
+                set_length=set_length,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        sockets = self._server.sockets if self._server is not None else ()
+        return f"DataPlaneServer(listening={[s.getsockname() for s in sockets]})"

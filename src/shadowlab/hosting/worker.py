@@ -1,0 +1,242 @@
+"""One model instance: loads a model directory and serves SageMaker's container contract.
+
+    python -m shadowlab.hosting.worker --model-dir DIR [--host H] [--port P]
+        [--ready-fd N | --ready-file PATH] [--max-body-bytes N]
+
+`GET /ping` answers 200 once the model is loaded; `POST /invocations` runs the model. With
+`--port 0` the kernel picks the port, and the worker reports it as one JSON line, `{"port": N}`,
+on the ready fd/file once it listens, or `{"error": "..."}` (then exits 3) when the model does
+not load. The container's `Environment` arrives as this process's environment. Logs go to stderr.
+
+Predictions run one at a time, as in one SageMaker model server worker. While a model is fast
+they run inline on the event loop (a thread hop would cost more than the prediction); once they
+take longer than INLINE_BUDGET they move to one dedicated thread, so `/ping` and request parsing
+stay responsive during long predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import uvloop
+
+from shadowlab.hosting.httpserver import HttpConnection, Request, render, render_error
+from shadowlab.hosting.runtime import (
+    CUSTOM_ATTRIBUTES,
+    InvocationError,
+    ModelLoadError,
+    ModelRuntime,
+    RequestContext,
+)
+
+__all__ = ["MAX_BODY_BYTES", "ModelServer", "main"]
+
+log = logging.getLogger("shadowlab.hosting.worker")
+
+# InvokeEndpoint's payload limit for real-time endpoints (6 MiB).
+MAX_BODY_BYTES = 6 * 1024 * 1024
+# Recent mean prediction time above which predictions leave the event loop.
+INLINE_BUDGET = 0.001
+LOAD_FAILED_EXIT = 3
+_CUSTOM_ATTRIBUTES = CUSTOM_ATTRIBUTES.encode()
+_CUSTOM_ATTRIBUTES_HEADER = b"X-Amzn-SageMaker-Custom-Attributes: "
+
+
+class ModelServer:
+    """Routes requests to the runtime; the `Responder` of every connection."""
+
+    def __init__(self, runtime: ModelRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.runtime = runtime
+        self.loop = loop
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self.in_thread = 0  # predictions handed to the thread and not yet done
+        self.mean_seconds = 0.0
+
+    def __call__(self, request: Request) -> bytes | asyncio.Future[bytes]:
+        path, method = request.path, request.method
+        if path == b"/invocations":
+            if method != b"POST":
+                return self._error(request, 405, "use POST /invocations")
+            if self.in_thread or self.mean_seconds > INLINE_BUDGET:
+                # Queue behind the thread's work so predictions never overlap.
+                self.in_thread += 1
+                future = self.loop.run_in_executor(self.executor, self._invoke, request)
+                future.add_done_callback(self._thread_done)
+                return future
+            return self._invoke(request)
+        if path == b"/ping":
+            if method not in (b"GET", b"HEAD"):
+                return self._error(request, 405, "use GET /ping")
+            return render(200, keep_alive=request.keep_alive, http10=request.http10)
+        return self._error(request, 404, "only /ping and /invocations are served")
+
+    def _thread_done(self, _future: asyncio.Future[bytes]) -> None:
+        self.in_thread -= 1
+
+    def _invoke(self, request: Request) -> bytes:
+        content_type = request.header(b"content-type")
+        accept = request.header(b"accept")
+        request_attributes = request.header(_CUSTOM_ATTRIBUTES)
+        context = None
+        if self.runtime.wants_context:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+            context = RequestContext(str(self.runtime.model_dir), headers)
+        started = time.perf_counter()
+        try:
+            body, response_type = self.runtime.invoke(
+                request.body,
+                content_type.decode("latin-1") if content_type is not None else None,
+                accept.decode("latin-1") if accept is not None else None,
+                context,
+            )
+            extra = b""
+            attributes = request_attributes  # echoed unless the model answers with its own
+            if context is not None and CUSTOM_ATTRIBUTES in context.response_headers:
+                attributes = _header_value(context.response_headers[CUSTOM_ATTRIBUTES])
+            if attributes is not None:
+                extra = _CUSTOM_ATTRIBUTES_HEADER + attributes + b"\r\n"
+            framed_type = _header_value(response_type)
+        except InvocationError as exc:
+            status = exc.status if 400 <= exc.status <= 599 else 500
+            if status >= 500:
+                log.warning("invocation failed: %s", exc.message, exc_info=exc.__cause__)
+            return self._error(request, status, exc.message)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.mean_seconds += (elapsed - self.mean_seconds) * 0.2
+        return render(
+            200, body, framed_type, extra, keep_alive=request.keep_alive, http10=request.http10
+        )
+
+    @staticmethod
+    def _error(request: Request, status: int, message: str) -> bytes:
+        return render_error(status, message, keep_alive=request.keep_alive, http10=request.http10)
+
+
+def _header_value(value: str) -> bytes:
+    # Values come from model code; a CR or LF would let it forge headers or split the response.
+    if "\r" in value or "\n" in value:
+        raise InvocationError(500, f"model returned an invalid header value {value!r}")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise InvocationError(500, f"model returned a non-latin-1 header value {value!r}") from exc
+
+
+async def serve(
+    runtime: ModelRuntime,
+    host: str,
+    port: int,
+    max_body: int,
+    on_listening: ReadyReporter,
+    grace: float = 10.0,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or the parent dies), then finish what was read."""
+    loop = asyncio.get_running_loop()
+    app = ModelServer(runtime, loop)
+    connections: set[HttpConnection] = set()
+    server = await loop.create_server(
+        lambda: HttpConnection(app, max_body, connections), host, port, backlog=1024
+    )
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    parent = os.getppid()
+    watchdog = loop.create_task(_watch_parent(parent, stop))
+    bound = server.sockets[0].getsockname()[1]
+    log.info("serving %s on %s:%d (pid %d)", runtime.model_dir, host, bound, os.getpid())
+    on_listening({"port": bound})
+    try:
+        await stop.wait()
+    finally:
+        watchdog.cancel()
+        server.close()
+        for connection in list(connections):
+            connection.close_when_done()
+        deadline = loop.time() + grace
+        while connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await server.wait_closed()
+        app.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    # A supervisor that dies without stopping us (SIGKILL, crash) must not leave a worker
+    # holding a port and memory: once reparented, shut down.
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("parent process %d is gone; shutting down", parent)
+    stop.set()
+
+
+class ReadyReporter:
+    """Writes the single ready/error JSON line to the fd or file the supervisor gave."""
+
+    def __init__(self, fd: int | None, path: Path | None) -> None:
+        self.fd = fd
+        self.path = path
+
+    def __call__(self, message: dict[str, object]) -> None:
+        line = json.dumps(message).encode() + b"\n"
+        if self.fd is not None:
+            try:
+                os.write(self.fd, line)
+            finally:
+                os.close(self.fd)  # EOF tells the reader the message is complete
+                self.fd = None
+        if self.path is not None:
+            # Write then rename, so a reader polling the file never sees half a message.
+            partial = self.path.with_name(self.path.name + ".partial")
+            partial.write_bytes(line)
+            partial.replace(self.path)
+            self.path = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shadowlab.hosting.worker")
+    parser.add_argument("--model-dir", required=True, type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)  # SageMaker's container port
+    parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    parser.add_argument("--log-level", default=os.environ.get("SHADOWLAB_WORKER_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    report = ReadyReporter(args.ready_fd, args.ready_file)
+    try:
+        runtime = ModelRuntime.load(args.model_dir)
+    except ModelLoadError as exc:
+        log.error("model failed to load: %s", exc, exc_info=exc.__cause__)
+        report({"error": str(exc)})
+        return LOAD_FAILED_EXIT
+    except Exception as exc:  # anything else at load time is still the model's failure
+        log.exception("model failed to load")
+        report({"error": f"{type(exc).__name__}: {exc}"})
+        return LOAD_FAILED_EXIT
+    try:
+        uvloop.run(serve(runtime, args.host, args.port, args.max_body_bytes, report))
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", args.host, args.port, exc)
+        if report.fd is not None or report.path is not None:
+            report({"error": f"cannot listen on {args.host}:{args.port}: {exc}"})
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""`Hosting` with real worker processes: the bridge from the services to hosting and routing.
+
+The reconciler (a thread) calls `ensure`/`remove`; the work happens on the data plane's event
+loop, where `VariantInstances` supervise the workers and the `RoutingTable` is updated. A new
+deployment is applied beside the running one: variants whose model and container are unchanged
+keep their workers (and are scaled if their count changed); changed variants get new workers,
+and the routes switch only once every new instance answers. If any new instance fails to start,
+the new workers are stopped, the old routes stay, and the failure (the worker's own error) is
+reported, which the reconciler turns into Failed or a rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shadowlab.dataplane.routing import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
+from shadowlab.hosting.artifacts import ArtifactError, prepare_model_dir
+from shadowlab.hosting.supervisor import VariantInstances, WorkerSpec, WorkerStartError
+from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE
+from shadowlab.services.deployments import (
+    EndpointDeployment,
+    HostingState,
+    HostingStatus,
+    Role,
+    VariantDeployment,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _identity(variant: VariantDeployment) -> str:
+    """What forces new workers when it changes (weight, sampling and count do not)."""
+    return json.dumps(
+        [variant.model_name.lower(), variant.instance_type, variant.container], sort_keys=True
+    )
+
+
+@dataclass
+class _Variant:
+    identity: str
+    deployment: VariantDeployment
+    instances: VariantInstances
+
+
+@dataclass
+class _Endpoint:
+    name: str
+    variants: dict[str, _Variant] = field(default_factory=dict)
+    applied: int = 0  # generation now routed
+    wanted: EndpointDeployment | None = None
+    failed: dict[int, str] = field(default_factory=dict)  # generation -> reason
+    task: Future[None] | None = None
+
+
+class ProcessHosting:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        routing: RoutingTable,
+        work_dir: Path,
+        object_store_root: Path,
+        s3_client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.routing = routing
+        self.work_dir = work_dir
+        self.object_store_root = object_store_root
+        self.s3_client_factory = s3_client_factory
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._removals: dict[str, Future[None]] = {}
+
+    # -- called from the reconciler thread ------------------------------------------------------
+
+    def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
+        endpoint = self._endpoints.setdefault(deployment.key, _Endpoint(deployment.endpoint_name))
+        if deployment.generation in endpoint.failed:
+            return HostingStatus(HostingState.FAILED, endpoint.failed[deployment.generation])
+        if endpoint.applied == deployment.generation and (
+            endpoint.task is None or endpoint.task.done()
+        ):
+            return HostingStatus(HostingState.READY, instances=self._counts(endpoint))
+        endpoint.wanted = deployment
+        if endpoint.task is None or endpoint.task.done():
+            endpoint.task = asyncio.run_coroutine_threadsafe(self._converge(endpoint), self.loop)
+        return HostingStatus(HostingState.PENDING, instances=self._counts(endpoint))
+
+    def remove(self, key: str) -> bool:
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            return True
+        removal = self._removals.get(key)
+        if removal is None:
+            removal = asyncio.run_coroutine_threadsafe(self._remove(key, endpoint), self.loop)
+            self._removals[key] = removal
+        if not removal.done():
+            return False
+        del self._removals[key]
+        self._endpoints.pop(key, None)
+        return True
+
+    async def close(self) -> None:
+        """Stop every worker (server shutdown); runs on the loop."""
+        for key, endpoint in list(self._endpoints.items()):
+            try:
+                await self._remove(key, endpoint)
+            except Exception:
+                log.exception("stopping the workers of %s failed", key)
+        self._endpoints.clear()
+
+    # -- on the event loop -----------------------------------------------------------------------
+
+    @staticmethod
+    def _counts(endpoint: _Endpoint) -> dict[str, int]:
+        return {
+            name: (
+                v.deployment.instance_count
+                if v.instances.is_upstream
+                else len(v.instances.addresses)
+            )
+            for name, v in endpoint.variants.items()
+        }
+
+    async def _converge(self, endpoint: _Endpoint) -> None:
+        # Keep going while newer generations arrive during an apply.
+        while endpoint.wanted is not None and endpoint.wanted.generation != endpoint.applied:
+            deployment = endpoint.wanted
+            try:
+                await self._apply(endpoint, deployment)
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, WorkerStartError) else str(exc)
+                if not isinstance(exc, WorkerStartError | ArtifactError):
+                    log.exception("deploying %s failed", deployment.key)
+                endpoint.failed[deployment.generation] = reason
+                if endpoint.wanted is deployment:
+                    return
+
+    async def _apply(self, endpoint: _Endpoint, deployment: EndpointDeployment) -> None:
+        started: list[VariantInstances] = []
+        kept: dict[str, _Variant] = {}
+        try:
+            for variant in deployment.variants:
+                current = endpoint.variants.get(variant.name)
+                if current is not None and current.identity == _identity(variant):
+                    if current.instances.count != variant.instance_count:
+                        await current.instances.scale(variant.instance_count)
+                    kept[variant.name] = _Variant(current.identity, variant, current.instances)
+                    continue
+                instances = await self._start_variant(endpoint, deployment, variant)
+                started.append(instances)
+                kept[variant.name] = _Variant(_identity(variant), variant, instances)
+        except BaseException:
+            for instances in started:
+                await instances.stop()
+            raise
+        retired = [
+            v.instances
+            for name, v in endpoint.variants.items()
+            if name not in kept or kept[name].instances is not v.instances
+        ]
+        endpoint.variants = kept
+        endpoint.applied = deployment.generation
+        self._publish(endpoint)
+        for instances in retired:
+            await instances.stop()  # after the switch: no new request reaches them
+
+    async def _start_variant(
+        self, endpoint: _Endpoint, deployment: EndpointDeployment, variant: VariantDeployment
+    ) -> VariantInstances:
+        environment = {k: str(v) for k, v in (variant.container.get("Environment") or {}).items()}
+        base = (
+            self.work_dir
+            / deployment.key.replace("/", "_")
+            / f"{variant.name}-g{deployment.generation}"
+        )
+        model_dir = base / "model"
+        if UPSTREAM_URL_VARIABLE not in environment:
+            url = variant.container.get("ModelDataUrl")
+            s3 = self.s3_client_factory() if self.s3_client_factory and url else None
+            await asyncio.to_thread(prepare_model_dir, url, model_dir, self.object_store_root, s3)
+        else:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        spec = WorkerSpec(
+            model_dir=model_dir, environment=environment, log_path=base / "worker.log"
+        )
+        instances = VariantInstances(
+            spec, variant.instance_count, lambda _addresses: self._publish(endpoint)
+        )
+        try:
+            await instances.start()
+        except BaseException:
+            await instances.stop()
+            raise
+        return instances
+
+    def _publish(self, endpoint: _Endpoint) -> None:
+        production, shadows = [], []
+        for variant in endpoint.variants.values():
+            addresses = tuple(variant.instances.addresses)
+            spec = variant.deployment
+            if spec.role is Role.SHADOW:
+                shadows.append(ShadowRoute(spec.name, spec.sampling_percentage, addresses))
+            else:
+                production.append(VariantRoute(spec.name, spec.weight, addresses))
+        self.routing.set(endpoint.name, EndpointRoute(tuple(production), tuple(shadows)))
+
+    async def _remove(self, key: str, endpoint: _Endpoint) -> None:
+        self.routing.remove(endpoint.name)
+        if endpoint.task is not None and not endpoint.task.done():
+            endpoint.wanted = None
+            await asyncio.wrap_future(endpoint.task)
+        for variant in endpoint.variants.values():
+            await variant.instances.stop()
+        endpoint.variants = {}
+        await asyncio.to_thread(shutil.rmtree, self.work_dir / key.replace("/", "_"), True)

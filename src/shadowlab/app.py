@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from shadowlab.controlplane.asgi import create_control_plane_app
+from shadowlab.controlplane.asgi import DataPlaneStats, create_control_plane_app
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.controlplane.operations import operation_table
 from shadowlab.services.context import Clock
@@ -79,7 +79,10 @@ class Application:
             on_change=self.reconciler.wake,
         )
         self._ready = False
-        self.asgi_app: Starlette = create_control_plane_app(self.handler, ready=lambda: self._ready)
+        self.stats = DataPlaneStats()
+        self.asgi_app: Starlette = create_control_plane_app(
+            self.handler, ready=lambda: self._ready, stats=self.stats
+        )
 
     def start(self) -> None:
         self.reconciler.start()

@@ -16,9 +16,31 @@ from starlette.routing import Route
 
 from shadowlab.controlplane.handler import ControlPlaneHandler
 
+StatsSource = Callable[[], dict[tuple[str, str], dict[str, int]]]
+
+
+class DataPlaneStats:
+    """Where the data plane's counters are read from; filled in once the server exists."""
+
+    def __init__(self) -> None:
+        self.variants: StatsSource = dict
+        self.shadows: StatsSource = dict
+
+    def snapshot(self) -> dict[str, list[dict[str, object]]]:
+        def rows(source: StatsSource, kind: str) -> list[dict[str, object]]:
+            return [
+                {"endpoint": endpoint, kind: variant, **counters}
+                for (endpoint, variant), counters in sorted(source().items())
+            ]
+
+        return {"variants": rows(self.variants, "variant"), "shadows": rows(self.shadows, "shadow")}
+
 
 def create_control_plane_app(
-    handler: ControlPlaneHandler, *, ready: Callable[[], bool] = lambda: True
+    handler: ControlPlaneHandler,
+    *,
+    ready: Callable[[], bool] = lambda: True,
+    stats: DataPlaneStats | None = None,
 ) -> Starlette:
     async def aws_json(request: Request) -> Response:
         body = await request.body()
@@ -35,9 +57,15 @@ def create_control_plane_app(
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    async def data_plane_stats(request: Request) -> Response:
+        # Counters since the server started: invocations and errors per production variant,
+        # copies sent / completed / errors / timeouts / dropped per shadow variant.
+        return JSONResponse((stats or DataPlaneStats()).snapshot())
+
     return Starlette(
         routes=[
             Route("/", aws_json, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/shadowlab/stats", data_plane_stats, methods=["GET"]),
         ]
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATABASES, fresh_database_url
+from tests.contract.rejecting import rejected, unchecked  # noqa: F401 (fixtures)
 from tests.serverproc import ServerProcess
 
 

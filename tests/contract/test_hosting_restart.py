@@ -15,7 +15,9 @@ from tests.serverproc import ServerProcess
 
 def _worker_pids(data_dir: Path) -> set[int]:
     """Worker processes serving models from this server's data dir."""
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True
+    )
     return {
         int(line.split(None, 1)[0])
         for line in out.stdout.splitlines()

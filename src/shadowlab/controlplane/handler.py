@@ -52,17 +52,27 @@ class ControlPlaneHandler:
         self.on_change = on_change
         self.service = sagemaker_model()
 
+    def _refuse_unserved(self, target: str | None) -> None:
+        """An operation of the SageMaker model that shadowlab does not serve is refused before
+        its input is validated: fixing the body would not help the caller."""
+        prefix, _, name = (target or "").partition(".")
+        # Names outside the model are parse_request's to report (as unknown operations).
+        in_model = prefix == self.service.metadata["targetPrefix"] and (
+            name in self.service.operation_names
+        )
+        if in_model and name not in self.operations:
+            raise UnknownOperationException(
+                f"Operation {name} is part of the SageMaker API but not served by "
+                "shadowlab. Supported: models, endpoint configs, endpoints, inference "
+                "experiments and tags."
+            )
+
     def handle(self, target: str | None, body: bytes, authorization: str | None) -> Reply:
         request_id = str(uuid.uuid4())
         try:
+            self._refuse_unserved(target)
             operation, params = parse_request(self.service, target, body)
-            call = self.operations.get(operation.name)
-            if call is None:
-                raise UnknownOperationException(
-                    f"Operation {operation.name} is part of the SageMaker API but not served by "
-                    "shadowlab. Supported: models, endpoint configs, endpoints, inference "
-                    "experiments and tags."
-                )
+            call = self.operations[operation.name]
             ctx = RequestContext(region_of(authorization, self.default_region), self.account)
             result = call(ctx, params)
             if operation.name.startswith(MUTATING_PREFIXES):

@@ -83,8 +83,15 @@ def check_model_variants(
             raise ValidationException(
                 f"Shadow variant '{name}' is not one of ModelVariants ({', '.join(by_name)})."
             )
+        percentage = int(shadow["SamplingPercentage"])
+        # botocore's Percentage shape bounds it above only; a negative share means nothing.
+        if percentage < 0:
+            raise ValidationException(
+                f"SamplingPercentage of shadow variant '{name}' must be between 0 and 100; "
+                f"got {percentage}."
+            )
         shadows.append(by_name[name])
-        sampling[name] = int(shadow["SamplingPercentage"])
+        sampling[name] = percentage
     named = {source_name, *sampling}
     extra = [n for n in by_name if n not in named]
     if extra:

@@ -104,7 +104,8 @@ def list_page(
     """One page of a ListX call: filters, sort and keyset paging shared by every kind."""
     sort_by = params.get("SortBy", default_sort)
     filters = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}
-    fingerprint = json.dumps(filters, sort_keys=True, default=str)
+    # The token is only good for the same call: same kind of resource, same filters and order.
+    fingerprint = json.dumps([kind.value, filters], sort_keys=True, default=str)
     after = None
     if params.get("NextToken"):
         after = _decode_token(params["NextToken"], fingerprint)

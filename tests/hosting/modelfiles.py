@@ -151,8 +151,16 @@ def running_worker(
     ready = tmp / f"ready-{time.monotonic_ns()}.json"
     log = tmp / "worker.log"
     command = [
-        sys.executable, "-m", "shadowlab.hosting.worker", "--model-dir", str(model_dir),
-        "--port", "0", "--ready-file", str(ready), *extra,
+        sys.executable,
+        "-m",
+        "shadowlab.hosting.worker",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready),
+        *extra,
     ]
     with log.open("ab") as log_file:
         proc = subprocess.Popen(

@@ -17,9 +17,11 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m shadowlab.demo
 
+LINTED := src tests $(wildcard benchmarks)
+
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: setup
 	$(BIN)/mypy

@@ -147,10 +147,13 @@ def _read_responses(sock: socket.socket, count: int) -> list[bytes]:
             assert chunk, "connection closed early"
             data += chunk
         head, _, data = data.partition(b"\r\n\r\n")
-        length = int(next(
-            line.split(b":")[1] for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        ))
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
         while len(data) < length:
             data += sock.recv(65536)
         bodies.append(head.split(b"\r\n")[0] + b" " + data[:length])

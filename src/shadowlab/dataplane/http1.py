@@ -10,7 +10,6 @@ are capped; a client that pipelines deeply or reads slowly is paused rather than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -19,13 +18,17 @@ from typing import Protocol, cast
 import httptools
 
 from shadowlab.dataplane import wire
+from shadowlab.dataplane.wire import CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 64 * 1024  # request line + headers
+MAX_HEADER_BYTES = 64 * 1024  # request head spanning reads; also the URL alone
+MAX_HEADERS = 128
 MAX_PIPELINE = 64  # parsed, unanswered requests per connection before we stop reading
 _INVOKE_PREFIX = b"/endpoints/"
 _INVOKE_SUFFIX = b"/invocations"
+_INVOKE_MIN = len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)
+_INVOKE_NAME_START, _INVOKE_NAME_END = len(_INVOKE_PREFIX), -len(_INVOKE_SUFFIX)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -33,32 +36,43 @@ class Request:
     """One parsed request and, once known, its response bytes."""
 
     __slots__ = (
+        "accept",
         "chunks",
         "close_after",
         "connection_header",
         "content_length",
+        "content_type",
+        "custom_attributes",
         "endpoint",
         "expect_continue",
-        "header_bytes",
         "headers",
         "http_version",
+        "inference_id",
         "keep_alive",
+        "keep_alive_token",
         "limit",
         "method",
         "on_disconnect",
         "response",
         "size",
+        "target_variant",
         "too_large",
         "url",
     )
 
-    def __init__(self) -> None:
-        self.url = b""
+    def __init__(self, url: bytes) -> None:
+        self.url = url
         self.method = b""
         self.headers: list[tuple[bytes, bytes]] = []  # names lower-cased
-        self.header_bytes = 0
         self.content_length = -1
         self.expect_continue = False
+        self.keep_alive_token = False
+        # The headers InvokeEndpoint reads, picked out while parsing to spare a second pass.
+        self.content_type: bytes | None = None
+        self.accept: bytes | None = None
+        self.custom_attributes: bytes | None = None
+        self.target_variant: bytes | None = None
+        self.inference_id: bytes | None = None
         self.endpoint: bytes | None = None  # set for POST /endpoints/{name}/invocations
         self.limit = 0
         self.chunks: list[bytes] = []
@@ -79,19 +93,35 @@ class Request:
         return b"".join(chunks)
 
 
+# Headers the connection itself acts on, or InvokeEndpoint reads (see Request).
+_CONTENT_LENGTH, _EXPECT, _CONNECTION = 0, 1, 2
+_CONTENT_TYPE, _ACCEPT, _CUSTOM_ATTRIBUTES, _TARGET_VARIANT, _INFERENCE_ID = 3, 4, 5, 6, 7
+_SPECIAL_HEADERS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"expect": _EXPECT,
+    b"connection": _CONNECTION,
+    b"content-type": _CONTENT_TYPE,
+    b"accept": _ACCEPT,
+    b"x-amzn-sagemaker-custom-attributes": _CUSTOM_ATTRIBUTES,
+    b"x-amzn-sagemaker-target-variant": _TARGET_VARIANT,
+    b"x-amzn-sagemaker-inference-id": _INFERENCE_ID,
+}
+
+
 class Dispatcher(Protocol):
     """What the connection hands complete requests to (the server)."""
 
     invocation_body_limit: int
     other_body_limit: int
     loop: asyncio.AbstractEventLoop
-
-    def invoke(self, conn: FrontConnection, req: Request) -> None: ...
+    # An attribute rather than a method so the server can hand over the Invoker's bound method:
+    # one Python call fewer per invocation.
+    invoke: Callable[[FrontConnection, Request], None]
 
     def other(self, conn: FrontConnection, req: Request) -> None: ...
 
 
-class _HeaderTooLarge(Exception):
+class _HeadTooLarge(Exception):
     pass
 
 
@@ -110,6 +140,8 @@ class FrontConnection(asyncio.Protocol):
         self._paused_for_pipeline = False
         self._paused_for_writes = False
         self._reading_paused = False
+        self._head_bytes = 0  # bytes read while the current request head is incomplete
+        self._head_began_here = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -121,14 +153,24 @@ class FrontConnection(asyncio.Protocol):
         if self.closing:
             return
         self.last_active = self.dispatcher.loop.time()
+        self._head_began_here = False
         try:
             self.parser.feed_data(data)
+            req = self.req
+            if req is not None and not req.method and not self._head_began_here:
+                # httptools buffers a header until it is complete, so the bound is kept here,
+                # per chunk, for heads spanning chunks: memory stays under one read + the cap.
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEADER_BYTES:
+                    raise _HeadTooLarge
+        except _HeadTooLarge:
+            self._reject(431, "Request header fields too large")
         except httptools.HttpParserUpgrade:
             # We speak no other protocol; answer what was parsed, then hang up.
             self._stop_reading_then_close()
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, _HeaderTooLarge):
+            if isinstance(cause, _HeadTooLarge):
                 self._reject(431, "Request header fields too large")
             elif cause is not None:
                 log.error("data plane request callback failed", exc_info=cause)
@@ -154,62 +196,72 @@ class FrontConnection(asyncio.Protocol):
         self._update_reading()
 
     # -- httptools callbacks ---------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.req = Request()
-
+    # No on_message_begin: on_url always comes first, and one callback fewer per request counts
+    # on this path (each is a C-to-Python call).
     def on_url(self, url: bytes) -> None:
         req = self.req
-        assert req is not None
-        req.url += url
-        req.header_bytes += len(url)
-        if req.header_bytes > MAX_HEADER_BYTES:
-            raise _HeaderTooLarge
+        if req is None:
+            self.req = Request(url)
+            self._head_bytes = 0
+            self._head_began_here = True
+        else:
+            req.url += url  # the URL arrived in pieces
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.req
         assert req is not None
-        req.header_bytes += len(name) + len(value) + 4
-        if req.header_bytes > MAX_HEADER_BYTES:
-            raise _HeaderTooLarge
         lower = name.lower()
         req.headers.append((lower, value))
-        if lower == b"content-length":
+        kind = _SPECIAL_HEADERS.get(lower)
+        if kind is None:
+            return
+        if kind == _CONTENT_TYPE:
+            req.content_type = value
+        elif kind == _CONTENT_LENGTH:
             # Only for the early size check; llhttp itself validates and enforces framing.
-            with contextlib.suppress(ValueError):
+            if value.isdigit():
                 req.content_length = int(value)
-        elif lower == b"expect" and value.lower() == b"100-continue":
-            req.expect_continue = True
+        elif kind == _ACCEPT:
+            req.accept = value
+        elif kind == _CUSTOM_ATTRIBUTES:
+            req.custom_attributes = value
+        elif kind == _TARGET_VARIANT:
+            req.target_variant = value
+        elif kind == _INFERENCE_ID:
+            req.inference_id = value
+        elif kind == _EXPECT:
+            req.expect_continue = value.lower() == b"100-continue"
+        elif kind == _CONNECTION:
+            req.keep_alive_token = b"keep-alive" in value.lower()
 
     def on_headers_complete(self) -> None:
         req = self.req
         assert req is not None
-        req.method = self.parser.get_method()
-        path = req.url
-        if b"?" in path:
-            path = path.split(b"?", 1)[0]
-        if (
-            req.method == b"POST"
-            and path.startswith(_INVOKE_PREFIX)
-            and path.endswith(_INVOKE_SUFFIX)
-            and len(path) > len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)
-        ):
-            name = path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)]
-            if b"/" not in name:
-                req.endpoint = name
+        if len(req.headers) > MAX_HEADERS or len(req.url) > MAX_HEADER_BYTES:
+            raise _HeadTooLarge
+        req.method = method = self.parser.get_method()
         dispatcher = self.dispatcher
-        req.limit = (
+        path = req.url
+        if method == b"POST" and path.startswith(_INVOKE_PREFIX):
+            if b"?" in path:
+                path = path.split(b"?", 1)[0]
+            if path.endswith(_INVOKE_SUFFIX) and len(path) > _INVOKE_MIN:
+                name = path[_INVOKE_NAME_START:_INVOKE_NAME_END]
+                if b"/" not in name:
+                    req.endpoint = name
+        req.limit = limit = (
             dispatcher.invocation_body_limit
             if req.endpoint is not None
             else dispatcher.other_body_limit
         )
-        if req.content_length > req.limit:
+        if req.content_length > limit:
             req.too_large = True
         if req.expect_continue and not self.pending and self.transport is not None:
             if req.too_large:
                 # The client is waiting for permission: refuse now instead of reading the body.
                 self.req = None
                 req.keep_alive = False
-                req.connection_header = wire.CONNECTION_CLOSE
+                req.connection_header = CONNECTION_CLOSE
                 self.pending.append(req)
                 self._stop_reading_then_close()
                 self._dispatch(req)
@@ -233,15 +285,17 @@ class FrontConnection(asyncio.Protocol):
         if req is None or self.closing:
             return  # refused early, or pipelined behind a request that ends the connection
         parser = self.parser
-        keep_alive = parser.should_keep_alive()
-        req.keep_alive = keep_alive
-        req.http_version = version = parser.get_http_version()
-        if not keep_alive:
-            req.connection_header = wire.CONNECTION_CLOSE
-        elif version == "1.0":
-            req.connection_header = wire.CONNECTION_KEEP_ALIVE
-        self.pending.append(req)
-        if len(self.pending) >= MAX_PIPELINE:
+        if not parser.should_keep_alive():
+            req.keep_alive = False
+            req.connection_header = CONNECTION_CLOSE
+        elif req.keep_alive_token:
+            # An HTTP/1.0 client must hear keep-alive back; 1.1 clients ignore the echo.
+            req.connection_header = CONNECTION_KEEP_ALIVE
+        if req.endpoint is None:
+            req.http_version = parser.get_http_version()  # for the ASGI scope only
+        pending = self.pending
+        pending.append(req)
+        if len(pending) >= MAX_PIPELINE:
             self._paused_for_pipeline = True
             self._update_reading()
         self._dispatch(req)
@@ -266,7 +320,7 @@ class FrontConnection(asyncio.Protocol):
                 break
             pending.popleft()
             if isinstance(data, bytes):
-                transport.write(data)
+                transport.write(data)  # tried at once; writelines would wait for the loop
             else:
                 transport.writelines(data)
             if req.close_after:
@@ -290,16 +344,16 @@ class FrontConnection(asyncio.Protocol):
             # A bug must cost this request only, not wedge every answer pipelined behind it.
             log.exception("data plane failed to handle a request")
             if req.response is None:
-                self.respond(req, wire.text_response(500, "Internal error", wire.CONNECTION_CLOSE))
+                self.respond(req, wire.text_response(500, "Internal error", CONNECTION_CLOSE))
 
     def _reject(self, status: int, text: str) -> None:
         """A protocol-level error: answer it after what is pending, then close."""
         self.req = None
-        req = Request()
+        req = Request(b"")
         req.keep_alive = False
         self.pending.append(req)
         self._stop_reading_then_close()
-        self.respond(req, wire.text_response(status, text, wire.CONNECTION_CLOSE), close=True)
+        self.respond(req, wire.text_response(status, text, CONNECTION_CLOSE), close=True)
 
     def _stop_reading_then_close(self) -> None:
         self.closing = True

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from typing import cast
 from urllib.parse import unquote
 
 from shadowlab.dataplane import wire
@@ -32,13 +34,17 @@ _QUOTED_LIMIT = 1024  # how much of the model's error text goes into Message
 _ORIGINAL_LIMIT = 64 * 1024  # ... and into OriginalMessage
 
 
-class _Call:
-    """One production request between sending it to the model and answering the client."""
+class _Call(Exchange):
+    """The production exchange, carrying what answering the client needs (one object, not two:
+    this path runs per request)."""
 
     __slots__ = ("conn", "endpoint", "event", "req", "request_id", "started", "stats", "variant")
 
     def __init__(
         self,
+        head: bytes,
+        body: bytes,
+        on_done: Callable[[Exchange], None],
         conn: FrontConnection,
         req: Request,
         endpoint: str,
@@ -47,6 +53,7 @@ class _Call:
         request_id: bytes,
         event: InvocationEvent | None,
     ) -> None:
+        super().__init__(head, body, on_done)
         self.conn = conn
         self.req = req
         self.endpoint = endpoint
@@ -76,9 +83,10 @@ class Invoker:
         self.observer = observer
         self.stats: dict[tuple[str, str], VariantStats] = {}
         self._routing_version = -1
+        self._request_ids = wire.RequestIds()
 
     def invoke(self, conn: FrontConnection, req: Request) -> None:
-        request_id = str(uuid.uuid4()).encode("ascii")
+        request_id = self._request_ids.next()
         routing = self.routing
         if routing.version != self._routing_version:
             # Routes changed since we last looked: let pools of vanished instances drain away.
@@ -97,19 +105,7 @@ class Invoker:
             self._fail(conn, req, request_id, RuntimeValidationError(message))
             return
 
-        content_type = accept = custom_attributes = target = inference_id = None
-        for header, value in req.headers:
-            if header == b"content-type":
-                content_type = value
-            elif header == b"accept":
-                accept = value
-            elif header == b"x-amzn-sagemaker-custom-attributes":
-                custom_attributes = value
-            elif header == b"x-amzn-sagemaker-target-variant":
-                target = value
-            elif header == b"x-amzn-sagemaker-inference-id":
-                inference_id = value
-
+        target = req.target_variant
         if target is not None:
             variant = route.by_name.get(target.decode("latin-1"))
             if variant is None:
@@ -141,18 +137,22 @@ class Invoker:
             return
 
         body = req.body
+        content_type = req.content_type
+        accept = req.accept
+        inference_id = req.inference_id
         # Only what the SageMaker container contract passes on; never hop-by-hop headers.
-        parts = [b"Content-Length: %d\r\n" % len(body)]
+        header_block = b"Content-Length: %d\r\n" % len(body)
         if content_type is not None:
-            parts += (b"Content-Type: ", content_type, b"\r\n")
+            header_block += b"Content-Type: " + content_type + b"\r\n"
         if accept is not None:
-            parts += (b"Accept: ", accept, b"\r\n")
-        if custom_attributes is not None:
-            parts += (b"X-Amzn-SageMaker-Custom-Attributes: ", custom_attributes, b"\r\n")
+            header_block += b"Accept: " + accept + b"\r\n"
+        if req.custom_attributes is not None:
+            header_block += (
+                b"X-Amzn-SageMaker-Custom-Attributes: " + req.custom_attributes + b"\r\n"
+            )
         if inference_id is not None:
-            parts += (b"X-Amzn-SageMaker-Inference-Id: ", inference_id, b"\r\n")
-        parts.append(b"\r\n")
-        header_block = b"".join(parts)
+            header_block += b"X-Amzn-SageMaker-Inference-Id: " + inference_id + b"\r\n"
+        header_block += b"\r\n"
 
         event = None
         if self.observer is not None:
@@ -166,17 +166,25 @@ class Invoker:
                 accept=accept.decode("latin-1") if accept else None,
             )
         pool = self.client.pick(variant.instances)
-        call = _Call(conn, req, name, variant.name, stats, request_id, event)
-        pool.send(
-            Exchange(pool.request_prefix + header_block, body, self._answered, call),
-            self.timeout_s,
+        call = _Call(
+            pool.request_prefix + header_block,
+            body,
+            self._answered,
+            conn,
+            req,
+            name,
+            variant.name,
+            stats,
+            request_id,
+            event,
         )
+        pool.send(call, self.timeout_s)
         # Copies go after the production request is on its way, and never hold it up.
         if route.shadows:
             self.mirror.copy(name, route.shadows, header_block, body, event)
 
     def _answered(self, exchange: Exchange) -> None:
-        call: _Call = exchange.context
+        call = cast(_Call, exchange)
         stats = call.stats
         req = call.req
         failure = exchange.failure

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from shadowlab.dataplane.deadlines import Deadlines
 from shadowlab.dataplane.routing import Address
 from shadowlab.dataplane.upstream import Exchange, Failure, UpstreamConnection
 
@@ -31,10 +32,13 @@ class PoolLimits:
 class UpstreamPool:
     """Connections to one address. `outstanding` counts exchanges accepted and not yet done."""
 
-    def __init__(self, address: Address, limits: PoolLimits) -> None:
+    def __init__(
+        self, address: Address, limits: PoolLimits, deadlines: Deadlines[Exchange]
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.address = address
         self.limits = limits
+        self._deadlines = deadlines
         host, port = address
         self.request_prefix = f"POST /invocations HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
         self.outstanding = 0
@@ -49,7 +53,9 @@ class UpstreamPool:
     # -- entry -----------------------------------------------------------------------------
     def send(self, exchange: Exchange, timeout_s: float) -> None:
         self.outstanding += 1
-        exchange.timer = self.loop.call_later(timeout_s, self._timed_out, exchange, timeout_s)
+        exchange.pool = self
+        exchange.timeout_s = timeout_s
+        exchange.deadline_key = self._deadlines.add(exchange, timeout_s)
         self._dispatch(exchange)
 
     def _dispatch(self, exchange: Exchange) -> None:
@@ -114,7 +120,8 @@ class UpstreamPool:
     # -- called by connections -------------------------------------------------------------
     def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
         """A connection finished an exchange: hand it to a waiter, park it, or close it."""
-        if not keep_alive or self.closed or not conn.usable():
+        # conn.lost suffices here: we never close a connection that is then released.
+        if not keep_alive or self.closed or conn.lost:
             conn.close()
             return
         waiters = self._waiters
@@ -152,32 +159,28 @@ class UpstreamPool:
                 self.exchange_failed(exchange, Failure.DISCONNECTED, detail)
         self._start_next_waiter()
 
-    def exchange_finished(self, exchange: Exchange) -> None:
-        self._settle(exchange)
-
     def exchange_failed(self, exchange: Exchange, failure: Failure, detail: str) -> None:
         if exchange.done:
             return
         exchange.failure = failure
         exchange.detail = detail
-        self._settle(exchange)
+        self.exchange_finished(exchange)
 
-    def _settle(self, exchange: Exchange) -> None:
+    def exchange_finished(self, exchange: Exchange) -> None:
+        """Settle `exchange` (response or failure recorded on it) and tell its owner."""
         exchange.done = True
         self.outstanding -= 1
-        if exchange.timer is not None:
-            exchange.timer.cancel()
-            exchange.timer = None
+        self._deadlines.discard(exchange, exchange.deadline_key)
         try:
             exchange.on_done(exchange)
         except Exception:
             # A bug in a callback must not wedge the pool's bookkeeping for everyone else.
             log.exception("upstream completion callback failed")
 
-    def _timed_out(self, exchange: Exchange, timeout_s: float) -> None:
-        exchange.timer = None
+    def timed_out(self, exchange: Exchange) -> None:
         if exchange.done:
             return
+        timeout_s = exchange.timeout_s
         conn = exchange.connection
         if conn is not None and conn.exchange is exchange:
             # The answer may still arrive later; the stream is unusable, so drop it.
@@ -224,18 +227,22 @@ class UpstreamClient:
         self._retired: list[UpstreamPool] = []
         self._closing: list[UpstreamPool] = []
         self._turn = 0
+        self._deadlines: Deadlines[Exchange] | None = None  # created on the loop, when needed
 
     def pool(self, address: Address) -> UpstreamPool:
         pool = self._pools.get(address)
         if pool is None:
-            pool = self._pools[address] = UpstreamPool(address, self.limits)
+            if self._deadlines is None:
+                self._deadlines = Deadlines(_expire)
+            pool = self._pools[address] = UpstreamPool(address, self.limits, self._deadlines)
         return pool
 
     def pick(self, instances: tuple[Address, ...]) -> UpstreamPool:
         """Least outstanding requests among `instances` (non-empty); ties rotate."""
         n = len(instances)
         if n == 1:
-            return self.pool(instances[0])
+            pool = self._pools.get(instances[0])
+            return pool if pool is not None else self.pool(instances[0])
         # Start the scan at a rotating offset so that ties (an idle fleet) spread evenly.
         self._turn = start = (self._turn + 1) % n
         best = self.pool(instances[start])
@@ -260,6 +267,8 @@ class UpstreamClient:
             pool.close()
         self._pools.clear()
         self._retired.clear()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     async def wait_closed(self, timeout_s: float = 1.0) -> None:
         """Give aborted transports a few loop turns to deliver connection_lost."""
@@ -269,3 +278,8 @@ class UpstreamClient:
             if not any(p.open_connections for p in self._closing):
                 return
             await asyncio.sleep(0.01)
+
+
+def _expire(exchange: Exchange) -> None:
+    if exchange.pool is not None:
+        exchange.pool.timed_out(exchange)

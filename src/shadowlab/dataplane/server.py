@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.asgi import ASGIApp, HttpCall, Lifespan, http_scope
@@ -57,6 +58,7 @@ class DataPlaneServer:
             timeout_s=invoke_timeout_s,
             observer=observer,
         )
+        self.invoke: Callable[[FrontConnection, Request], None] = self._invoker.invoke
         self._keepalive_timeout_s = keepalive_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
         self._connections: set[FrontConnection] = set()
@@ -134,10 +136,7 @@ class DataPlaneServer:
         model_errors, unavailable."""
         return self._invoker.snapshot()
 
-    # -- Dispatcher (called by FrontConnection) --------------------------------------------
-    def invoke(self, conn: FrontConnection, req: Request) -> None:
-        self._invoker.invoke(conn, req)
-
+    # -- Dispatcher (called by FrontConnection; `invoke` is the Invoker's, set in __init__) --
     def other(self, conn: FrontConnection, req: Request) -> None:
         connection = req.connection_header
         if self._app is None:

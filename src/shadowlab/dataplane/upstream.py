@@ -42,6 +42,7 @@ class Exchange:
         "content_type",
         "context",
         "custom_attributes",
+        "deadline_key",
         "detail",
         "done",
         "failure",
@@ -49,11 +50,12 @@ class Exchange:
         "head",
         "keep_body",
         "on_done",
+        "pool",
         "received",
         "retried",
         "sent",
         "status",
-        "timer",
+        "timeout_s",
     )
 
     def __init__(
@@ -70,7 +72,9 @@ class Exchange:
         self.on_done = on_done
         self.context = context  # whatever the caller needs back in on_done
         self.keep_body = keep_body  # shadows without an observer need only the status
-        self.timer: asyncio.TimerHandle | None = None
+        self.pool: UpstreamPool | None = None  # set by UpstreamPool.send
+        self.deadline_key = 0
+        self.timeout_s = 0.0
         self.connection: UpstreamConnection | None = None  # the one it was last written to
         self.done = False
         self.sent = False  # written to a connection at least once
@@ -111,7 +115,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- driving ---------------------------------------------------------------------------
     def usable(self) -> bool:
-        return not self.lost and self.transport is not None and not self.transport.is_closing()
+        transport = self.transport
+        return not self.lost and transport is not None and not transport.is_closing()
 
     def send(self, exchange: Exchange) -> None:
         assert self.transport is not None

@@ -13,7 +13,7 @@ from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceNotFound, ServiceError, ValidationException
 from shadowlab.services.context import RequestContext, to_datetime
-from shadowlab.store import ListQuery, Record, Store
+from shadowlab.store import AlreadyExists, ListQuery, Record, Store
 
 # How SageMaker's own list calls default.
 DEFAULT_PAGE_SIZE = 10
@@ -33,6 +33,18 @@ def not_found(ctx: RequestContext, kind: ResourceKind, name: str) -> ServiceErro
 def already_exists(ctx: RequestContext, kind: ResourceKind, name: str) -> ValidationException:
     arn = make_arn(ctx.region, ctx.account, kind, name)
     return ValidationException(f'Cannot create already existing {kind.label} "{arn}".')
+
+
+def insert_new(
+    store: Store, ctx: RequestContext, record: Record, tags: list[tuple[str, str]]
+) -> None:
+    """Store a newly created resource with its tags; a taken name fails the AWS way."""
+    try:
+        store.insert(record)
+    except AlreadyExists:
+        raise already_exists(ctx, record.kind, record.name) from None
+    if tags:
+        store.put_tags(record.arn, tags)
 
 
 def require(store: Store, ctx: RequestContext, kind: ResourceKind, name: str) -> Record:

@@ -9,7 +9,7 @@ from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceInUse, ValidationException
 from shadowlab.services.common import (
-    already_exists,
+    insert_new,
     list_page,
     not_found,
     require,
@@ -17,7 +17,7 @@ from shadowlab.services.common import (
 )
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
-from shadowlab.store import AlreadyExists, Record, Store
+from shadowlab.store import Record, Store
 
 _DESCRIBED = (
     "EndpointConfigName",
@@ -105,12 +105,7 @@ class EndpointConfigService:
             ]
         document.update(EndpointConfigArn=arn, CreationTime=now)
         record = Record(ctx.region, ResourceKind.ENDPOINT_CONFIG, name, arn, now, now, document)
-        try:
-            self.store.insert(record)
-        except AlreadyExists:
-            raise already_exists(ctx, ResourceKind.ENDPOINT_CONFIG, name) from None
-        if tags:
-            self.store.put_tags(arn, tags)
+        insert_new(self.store, ctx, record, tags)
         return {"EndpointConfigArn": arn}
 
     def describe_endpoint_config(

@@ -15,13 +15,13 @@ from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus
 from shadowlab.errors import ResourceInUse, ResourceLimitExceeded, ValidationException
-from shadowlab.services.common import already_exists, list_page, not_found, require
+from shadowlab.services.common import already_exists, insert_new, list_page, not_found, require
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.deployments import EndpointDeployment, VariantDeployment
 from shadowlab.services.endpoint_plan import plan_deployment, variant_summaries
 from shadowlab.services.models import primary_container
 from shadowlab.services.tags import TagService
-from shadowlab.store import AlreadyExists, Record, StaleRecord, Store
+from shadowlab.store import Record, StaleRecord, Store
 
 _CAS_ATTEMPTS = 8
 
@@ -163,12 +163,7 @@ class EndpointService:
         }
         if params.get("DeploymentConfig"):
             record.document["LastDeploymentConfig"] = params["DeploymentConfig"]
-        try:
-            self.store.insert(record)
-        except AlreadyExists:
-            raise already_exists(ctx, ResourceKind.ENDPOINT, name) from None
-        if tags:
-            self.store.put_tags(arn, tags)
+        insert_new(self.store, ctx, record, tags)
         return {"EndpointArn": arn}
 
     def describe(self, record: Record) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import ACTIVE_EXPERIMENT_STATUSES
 from shadowlab.errors import ResourceInUse, ValidationException
-from shadowlab.services.common import already_exists, list_page, require, with_datetimes
+from shadowlab.services.common import insert_new, list_page, require, with_datetimes
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
-from shadowlab.store import AlreadyExists, Record, Store
+from shadowlab.store import Record, Store
 from shadowlab.store.records import ListQuery
 
 _DESCRIBED = (
@@ -55,12 +55,7 @@ class ModelService:
         document = {k: params[k] for k in _DESCRIBED if k in params}
         document.update(ModelArn=arn, CreationTime=now)
         record = Record(ctx.region, ResourceKind.MODEL, name, arn, now, now, document)
-        try:
-            self.store.insert(record)
-        except AlreadyExists:
-            raise already_exists(ctx, ResourceKind.MODEL, name) from None
-        if tags:
-            self.store.put_tags(arn, tags)
+        insert_new(self.store, ctx, record, tags)
         return {"ModelArn": arn}
 
     def describe_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:

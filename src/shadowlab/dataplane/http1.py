@@ -18,6 +18,18 @@ from typing import Protocol, cast
 import httptools
 
 from shadowlab.dataplane import wire
+from shadowlab.dataplane.request import (
+    H_ACCEPT,
+    H_CONNECTION,
+    H_CONTENT_LENGTH,
+    H_CONTENT_TYPE,
+    H_CUSTOM_ATTRIBUTES,
+    H_EXPECT,
+    H_INFERENCE_ID,
+    H_TARGET_VARIANT,
+    SPECIAL_HEADERS,
+    Request,
+)
 from shadowlab.dataplane.wire import CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE
 
 log = logging.getLogger(__name__)
@@ -30,82 +42,6 @@ _INVOKE_SUFFIX = b"/invocations"
 _INVOKE_MIN = len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)
 _INVOKE_NAME_START, _INVOKE_NAME_END = len(_INVOKE_PREFIX), -len(_INVOKE_SUFFIX)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class Request:
-    """One parsed request and, once known, its response bytes."""
-
-    __slots__ = (
-        "accept",
-        "chunks",
-        "close_after",
-        "connection_header",
-        "content_length",
-        "content_type",
-        "custom_attributes",
-        "endpoint",
-        "expect_continue",
-        "headers",
-        "http_version",
-        "inference_id",
-        "keep_alive",
-        "keep_alive_token",
-        "limit",
-        "method",
-        "on_disconnect",
-        "response",
-        "size",
-        "target_variant",
-        "too_large",
-        "url",
-    )
-
-    def __init__(self, url: bytes) -> None:
-        self.url = url
-        self.method = b""
-        self.headers: list[tuple[bytes, bytes]] = []  # names lower-cased
-        self.content_length = -1
-        self.expect_continue = False
-        self.keep_alive_token = False
-        # The headers InvokeEndpoint reads, picked out while parsing to spare a second pass.
-        self.content_type: bytes | None = None
-        self.accept: bytes | None = None
-        self.custom_attributes: bytes | None = None
-        self.target_variant: bytes | None = None
-        self.inference_id: bytes | None = None
-        self.endpoint: bytes | None = None  # set for POST /endpoints/{name}/invocations
-        self.limit = 0
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.too_large = False
-        self.keep_alive = True
-        self.http_version = "1.1"
-        self.connection_header = b""
-        self.response: bytes | list[bytes] | None = None
-        self.close_after = False
-        self.on_disconnect: Callable[[], None] | None = None
-
-    @property
-    def body(self) -> bytes:
-        chunks = self.chunks
-        if len(chunks) == 1:
-            return chunks[0]
-        return b"".join(chunks)
-
-
-# Headers the connection itself acts on, or InvokeEndpoint reads (see Request).
-_CONTENT_LENGTH, _EXPECT, _CONNECTION = 0, 1, 2
-_CONTENT_TYPE, _ACCEPT, _CUSTOM_ATTRIBUTES, _TARGET_VARIANT, _INFERENCE_ID = 3, 4, 5, 6, 7
-_SPECIAL_HEADERS = {
-    b"content-length": _CONTENT_LENGTH,
-    b"expect": _EXPECT,
-    b"connection": _CONNECTION,
-    b"content-type": _CONTENT_TYPE,
-    b"accept": _ACCEPT,
-    b"x-amzn-sagemaker-custom-attributes": _CUSTOM_ATTRIBUTES,
-    b"x-amzn-sagemaker-target-variant": _TARGET_VARIANT,
-    b"x-amzn-sagemaker-inference-id": _INFERENCE_ID,
-}
 
 
 class Dispatcher(Protocol):
@@ -212,26 +148,26 @@ class FrontConnection(asyncio.Protocol):
         assert req is not None
         lower = name.lower()
         req.headers.append((lower, value))
-        kind = _SPECIAL_HEADERS.get(lower)
+        kind = SPECIAL_HEADERS.get(lower)
         if kind is None:
             return
-        if kind == _CONTENT_TYPE:
+        if kind == H_CONTENT_TYPE:
             req.content_type = value
-        elif kind == _CONTENT_LENGTH:
+        elif kind == H_CONTENT_LENGTH:
             # Only for the early size check; llhttp itself validates and enforces framing.
             if value.isdigit():
                 req.content_length = int(value)
-        elif kind == _ACCEPT:
+        elif kind == H_ACCEPT:
             req.accept = value
-        elif kind == _CUSTOM_ATTRIBUTES:
+        elif kind == H_CUSTOM_ATTRIBUTES:
             req.custom_attributes = value
-        elif kind == _TARGET_VARIANT:
+        elif kind == H_TARGET_VARIANT:
             req.target_variant = value
-        elif kind == _INFERENCE_ID:
+        elif kind == H_INFERENCE_ID:
             req.inference_id = value
-        elif kind == _EXPECT:
+        elif kind == H_EXPECT:
             req.expect_continue = value.lower() == b"100-continue"
-        elif kind == _CONNECTION:
+        elif kind == H_CONNECTION:
             req.keep_alive_token = b"keep-alive" in value.lower()
 
     def on_headers_complete(self) -> None:
@@ -344,7 +280,8 @@ class FrontConnection(asyncio.Protocol):
             # A bug must cost this request only, not wedge every answer pipelined behind it.
             log.exception("data plane failed to handle a request")
             if req.response is None:
-                self.respond(req, wire.text_response(500, "Internal error", CONNECTION_CLOSE))
+                error = wire.text_response(500, "Internal error", CONNECTION_CLOSE)
+                self.respond(req, error, close=True)
 
     def _reject(self, status: int, text: str) -> None:
         """A protocol-level error: answer it after what is pending, then close."""

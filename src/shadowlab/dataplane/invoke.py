@@ -20,10 +20,11 @@ from typing import cast
 from urllib.parse import unquote
 
 from shadowlab.dataplane import wire
-from shadowlab.dataplane.http1 import FrontConnection, Request
+from shadowlab.dataplane.http1 import FrontConnection
 from shadowlab.dataplane.mirror import Mirror
 from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
 from shadowlab.dataplane.pool import UpstreamClient
+from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import RoutingTable
 from shadowlab.dataplane.stats import VariantStats
 from shadowlab.dataplane.upstream import Exchange, Failure

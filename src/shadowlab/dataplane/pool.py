@@ -91,9 +91,15 @@ class UpstreamPool:
             self._open -= 1
             self.exchange_failed(exchange, Failure.CONNECT, "the data plane is shutting down")
             raise
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # refused, unreachable, timed out ... or a bug: never leak
             self._open -= 1
-            reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            if isinstance(exc, TimeoutError):
+                reason = "timed out"
+            elif isinstance(exc, OSError):
+                reason = exc.strerror or str(exc)
+            else:
+                log.exception("unexpected error connecting to %s:%d", host, port)
+                reason = repr(exc)
             self.exchange_failed(
                 exchange, Failure.CONNECT, f"cannot connect to the model at {host}:{port}: {reason}"
             )

@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.asgi import ASGIApp, HttpCall, Lifespan, http_scope
-from shadowlab.dataplane.http1 import FrontConnection, Request
+from shadowlab.dataplane.http1 import FrontConnection
 from shadowlab.dataplane.invoke import MAX_BODY, Invoker
 from shadowlab.dataplane.mirror import Mirror, MirrorSettings
 from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
+from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import RoutingTable
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,178 @@
+"""Shadow copies: sampled share, never hurting production, bounded, counted, observable."""
+
+from __future__ import annotations
+
+import http.client
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shadowlab.dataplane import (
+    DataPlaneServer,
+    EndpointRoute,
+    InvocationRecord,
+    MirrorSettings,
+    RoutingTable,
+    ShadowRoute,
+    VariantRoute,
+)
+from tests.dataplane.harness import (
+    DataPlaneThread,
+    ModelFarm,
+    echo,
+    failing,
+    hang,
+    hang_up,
+    slow,
+)
+
+
+def post_many(port: int, endpoint: str, n: int, headers: dict[str, str] | None = None) -> list[int]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    statuses = []
+    try:
+        for i in range(n):
+            conn.request(
+                "POST", f"/endpoints/{endpoint}/invocations", body=b"%d" % i, headers=headers or {}
+            )
+            reply = conn.getresponse()
+            reply.read()
+            statuses.append(reply.status)
+    finally:
+        conn.close()
+    return statuses
+
+
+def drained(server: DataPlaneServer, timeout_s: float = 5.0) -> dict[tuple[str, str], Any]:
+    """Mirror stats once no copy is in flight any more."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = server.mirror_stats()
+        if all(s["in_flight"] == 0 for s in stats.values()) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.01)
+
+
+def test_shadow_gets_its_sampling_share(
+    farm: ModelFarm, routing: RoutingTable, dataplane: DataPlaneThread
+) -> None:
+    prod, shadow = farm.add("share-prod", echo), farm.add("share-shadow", echo)
+    routing.set(
+        "ep-share",
+        EndpointRoute(
+            (VariantRoute("prod", 1.0, (prod.address,)),),
+            (ShadowRoute("shadow", 50, (shadow.address,)),),
+        ),
+    )
+    assert post_many(dataplane.port, "ep-share", 1000) == [200] * 1000
+
+    stats = drained(dataplane.server)[("ep-share", "shadow")]
+    assert abs(stats["sent"] - 500) <= 5 * math.sqrt(1000 * 0.25), stats
+    assert stats["completed"] == stats["sent"] == shadow.hits
+    assert stats["errors"] == stats["timeouts"] == stats["dropped"] == 0
+    assert prod.hits == 1000
+
+
+def test_misbehaving_shadows_cost_production_nothing(
+    farm: ModelFarm, routing: RoutingTable, start_dataplane: Callable[..., DataPlaneThread]
+) -> None:
+    prod = farm.add("calm-prod", echo)
+    shadows = {
+        "slow": farm.add("sh-slow", slow(0.02)),
+        "failing": farm.add("sh-500", failing(500, "shadow broke")),
+        "hanging": farm.add("sh-hang", hang),
+        "closing": farm.add("sh-close", hang_up),
+    }
+    routing.set(
+        "ep-calm",
+        EndpointRoute(
+            (VariantRoute("prod", 1.0, (prod.address,)),),
+            (
+                *(ShadowRoute(name, 100, (s.address,)) for name, s in shadows.items()),
+                ShadowRoute("nowhere", 100, ()),
+            ),
+        ),
+    )
+    plane = start_dataplane(mirror=MirrorSettings(timeout_s=0.3))
+
+    started = time.monotonic()
+    statuses = post_many(plane.port, "ep-calm", 100)
+    elapsed = time.monotonic() - started
+
+    assert statuses == [200] * 100
+    # Waiting on the 20 ms shadow alone would have taken 2 s.
+    assert elapsed < 1.5
+    stats = drained(plane.server)
+    assert stats[("ep-calm", "slow")]["completed"] == 100
+    assert stats[("ep-calm", "failing")]["errors"] == 100
+    assert stats[("ep-calm", "hanging")]["timeouts"] == 100
+    assert stats[("ep-calm", "closing")]["errors"] == 100
+    assert stats[("ep-calm", "nowhere")]["errors"] == 100
+    for s in stats.values():
+        assert s["sent"] == 100 and s["dropped"] == 0 and s["in_flight"] == 0
+    assert plane.server.variant_stats()[("ep-calm", "prod")]["model_errors"] == 0
+
+
+def test_copies_beyond_the_in_flight_limit_are_dropped_and_counted(
+    farm: ModelFarm, routing: RoutingTable, start_dataplane: Callable[..., DataPlaneThread]
+) -> None:
+    prod, shadow = farm.add("lim-prod", echo), farm.add("lim-shadow", slow(0.5))
+    routing.set(
+        "ep-limit",
+        EndpointRoute(
+            (VariantRoute("prod", 1.0, (prod.address,)),),
+            (ShadowRoute("shadow", 100, (shadow.address,)),),
+        ),
+    )
+    plane = start_dataplane(mirror=MirrorSettings(max_in_flight=2, timeout_s=2.0))
+
+    assert post_many(plane.port, "ep-limit", 30) == [200] * 30
+
+    stats = drained(plane.server)[("ep-limit", "shadow")]
+    assert stats["sent"] + stats["dropped"] == 30
+    assert stats["dropped"] >= 20, stats
+    assert stats["completed"] == stats["sent"]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[InvocationRecord] = []
+
+    def observe(self, record: InvocationRecord) -> None:
+        self.records.append(record)
+
+
+def test_observer_sees_production_and_shadow_with_one_event_id(
+    farm: ModelFarm, routing: RoutingTable, start_dataplane: Callable[..., DataPlaneThread]
+) -> None:
+    prod, shadow = farm.add("obs-prod", echo), farm.add("obs-shadow", failing(500, "nope"))
+    routing.set(
+        "ep-obs",
+        EndpointRoute(
+            (VariantRoute("prod", 1.0, (prod.address,)),),
+            (ShadowRoute("shadow", 100, (shadow.address,)),),
+        ),
+    )
+    recorder = Recorder()
+    plane = start_dataplane(observer=recorder)
+    headers = {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "inf-7"}
+
+    assert post_many(plane.port, "ep-obs", 3, headers) == [200] * 3
+    drained(plane.server)
+
+    by_event: dict[str, dict[str, InvocationRecord]] = {}
+    for record in recorder.records:
+        by_event.setdefault(record.event.event_id, {})[record.role] = record
+    assert len(by_event) == 3
+    for pair in by_event.values():
+        production, copy = pair["production"], pair["shadow"]
+        assert production.event is copy.event
+        assert len(production.event.event_id) == 32
+        assert production.event.inference_id == "inf-7"
+        assert production.event.request_content_type == "text/csv"
+        assert production.variant == "prod" and copy.variant == "shadow"
+        assert production.status == 200
+        assert production.response_body == production.event.request_body
+        assert copy.status == 500 and copy.response_body == b"nope"
+        assert production.latency_s > 0 and copy.latency_s > 0

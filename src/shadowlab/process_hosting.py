@@ -52,12 +52,15 @@ class _Variant:
 
 @dataclass
 class _Endpoint:
+    region: str
     name: str
     variants: dict[str, _Variant] = field(default_factory=dict)
     applied: int = 0  # generation now routed
     wanted: EndpointDeployment | None = None
     failed: dict[int, str] = field(default_factory=dict)  # generation -> reason
     task: Future[None] | None = None
+    # Once removal begins, workers stopping must not put a route back (their on_change fires).
+    removed: bool = False
 
 
 class ProcessHosting:
@@ -80,7 +83,9 @@ class ProcessHosting:
     # -- called from the reconciler thread ------------------------------------------------------
 
     def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
-        endpoint = self._endpoints.setdefault(deployment.key, _Endpoint(deployment.endpoint_name))
+        endpoint = self._endpoints.setdefault(
+            deployment.key, _Endpoint(deployment.region, deployment.endpoint_name)
+        )
         if deployment.generation in endpoint.failed:
             return HostingStatus(HostingState.FAILED, endpoint.failed[deployment.generation])
         if endpoint.applied == deployment.generation and (
@@ -201,6 +206,8 @@ class ProcessHosting:
         return instances
 
     def _publish(self, endpoint: _Endpoint) -> None:
+        if endpoint.removed:
+            return
         production, shadows = [], []
         for variant in endpoint.variants.values():
             addresses = tuple(variant.instances.addresses)
@@ -209,10 +216,12 @@ class ProcessHosting:
                 shadows.append(ShadowRoute(spec.name, spec.sampling_percentage, addresses))
             else:
                 production.append(VariantRoute(spec.name, spec.weight, addresses))
-        self.routing.set(endpoint.name, EndpointRoute(tuple(production), tuple(shadows)))
+        route = EndpointRoute(tuple(production), tuple(shadows))
+        self.routing.set(endpoint.name, route, endpoint.region)
 
     async def _remove(self, key: str, endpoint: _Endpoint) -> None:
-        self.routing.remove(endpoint.name)
+        endpoint.removed = True
+        self.routing.remove(endpoint.name, endpoint.region)
         if endpoint.task is not None and not endpoint.task.done():
             endpoint.wanted = None
             await asyncio.wrap_future(endpoint.task)

@@ -57,6 +57,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         app.asgi_app,
         mirror=MirrorSettings(settings.mirror_max_in_flight, settings.mirror_timeout),
         account_id=settings.account_id,
+        default_region=settings.default_region,
     )
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
     port = await server.start(settings.host, settings.port)

@@ -349,3 +349,47 @@ def test_worker_processes_stop_with_the_endpoint(
         return {int(p) for p in out.stdout.split()}
 
     wait_for(alive, lambda left: not left, timeout=20)
+
+
+def test_same_endpoint_name_in_two_regions(hosted: ServerProcess, tmp_path: Path) -> None:
+    """Names are unique per region: each region's endpoint answers its own requests."""
+    name = unique("regional")
+    answers = {}
+    for region in ("us-east-1", "eu-west-1"):
+        sm = hosted.client(region=region)
+        inference = (
+            "def model_fn(model_dir):\n    return None\n\n"
+            "def transform_fn(model, data, content_type, accept):\n"
+            f"    return b'{region}', 'text/plain'\n"
+        )
+        model = h.register(sm, h.code_model(hosted, tmp_path, inference))
+        config = unique("config")
+        checked(
+            sm,
+            "CreateEndpointConfig",
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": model,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+        checked(sm, "CreateEndpoint", EndpointName=name, EndpointConfigName=config)
+        wait_endpoint(sm, name, "InService", timeout=60)
+    for region in ("us-east-1", "eu-west-1"):
+        runtime = hosted.client("sagemaker-runtime", region=region)
+        answers[region] = invoke(runtime, name, b"x")["Payload"]
+    assert answers == {"us-east-1": b"us-east-1", "eu-west-1": b"eu-west-1"}
+    checked(hosted.client(region="eu-west-1"), "DeleteEndpoint", EndpointName=name)
+    east = hosted.client("sagemaker-runtime", region="us-east-1")
+    wait_for(lambda: invoke(east, name, b"x")["Payload"], lambda p: p == b"us-east-1", 10)
+    with pytest.raises(ClientError) as caught:
+        wait_for(
+            lambda: invoke(hosted.client("sagemaker-runtime", region="eu-west-1"), name, b"x"),
+            lambda _: False,
+            10,
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationError"

@@ -20,6 +20,7 @@ import httptools
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.request import (
     H_ACCEPT,
+    H_AUTHORIZATION,
     H_CONNECTION,
     H_CONTENT_LENGTH,
     H_CONTENT_TYPE,
@@ -165,6 +166,8 @@ class FrontConnection(asyncio.Protocol):
             req.target_variant = value
         elif kind == H_INFERENCE_ID:
             req.inference_id = value
+        elif kind == H_AUTHORIZATION:
+            req.authorization = value
         elif kind == H_EXPECT:
             req.expect_continue = value.lower() == b"100-continue"
         elif kind == H_CONNECTION:

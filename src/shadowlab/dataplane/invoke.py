@@ -25,7 +25,7 @@ from shadowlab.dataplane.mirror import Mirror
 from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.routing import RoutingTable
+from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
 from shadowlab.dataplane.stats import VariantStats
 from shadowlab.dataplane.upstream import Exchange, Failure
 from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, ServiceUnavailable
@@ -73,6 +73,7 @@ class Invoker:
         mirror: Mirror,
         *,
         account_id: str,
+        default_region: str = DEFAULT_REGION,
         timeout_s: float,
         observer: InvocationObserver | None,
     ) -> None:
@@ -80,6 +81,7 @@ class Invoker:
         self.client = client
         self.mirror = mirror
         self.account_id = account_id
+        self.default_region = default_region
         self.timeout_s = timeout_s
         self.observer = observer
         self.stats: dict[tuple[str, str], VariantStats] = {}
@@ -100,7 +102,8 @@ class Invoker:
         if req.too_large:
             self._fail(conn, req, request_id, _body_too_large())
             return
-        route = routing.lookup(name)
+        region = _region_of(req.authorization) if req.authorization else self.default_region
+        route = routing.lookup(name, region)
         if route is None:
             message = f"Endpoint {name} of account {self.account_id} not found."
             self._fail(conn, req, request_id, RuntimeValidationError(message))
@@ -256,6 +259,15 @@ class Invoker:
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
         return {key: stats.as_dict() for key, stats in list(self.stats.items())}
+
+
+def _region_of(authorization: bytes) -> str:
+    """The region of a SigV4 credential scope: "...Credential=AKID/20261124/us-west-2/..."."""
+    start = authorization.find(b"Credential=")
+    if start < 0:
+        return DEFAULT_REGION
+    parts = authorization[start + 11 : start + 200].split(b"/", 3)
+    return parts[2].decode("ascii", "replace") if len(parts) > 3 else DEFAULT_REGION
 
 
 def _model_error(status: int, text: str, where: str) -> ModelError:

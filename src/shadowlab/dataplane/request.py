@@ -10,6 +10,7 @@ class Request:
 
     __slots__ = (
         "accept",
+        "authorization",
         "chunks",
         "close_after",
         "connection_header",
@@ -46,6 +47,7 @@ class Request:
         self.custom_attributes: bytes | None = None
         self.target_variant: bytes | None = None
         self.inference_id: bytes | None = None
+        self.authorization: bytes | None = None  # its SigV4 scope names the region
         self.endpoint: bytes | None = None  # set for POST /endpoints/{name}/invocations
         self.limit = 0
         self.chunks: list[bytes] = []
@@ -70,6 +72,7 @@ class Request:
 # that FrontConnection.on_header does one dict lookup per header.
 H_CONTENT_LENGTH, H_EXPECT, H_CONNECTION = 0, 1, 2
 H_CONTENT_TYPE, H_ACCEPT, H_CUSTOM_ATTRIBUTES, H_TARGET_VARIANT, H_INFERENCE_ID = 3, 4, 5, 6, 7
+H_AUTHORIZATION = 8
 SPECIAL_HEADERS = {
     b"content-length": H_CONTENT_LENGTH,
     b"expect": H_EXPECT,
@@ -78,5 +81,6 @@ SPECIAL_HEADERS = {
     b"accept": H_ACCEPT,
     b"x-amzn-sagemaker-custom-attributes": H_CUSTOM_ATTRIBUTES,
     b"x-amzn-sagemaker-target-variant": H_TARGET_VARIANT,
+    b"authorization": H_AUTHORIZATION,
     b"x-amzn-sagemaker-inference-id": H_INFERENCE_ID,
 }

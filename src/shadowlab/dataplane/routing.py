@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 Address = tuple[str, int]
 
+# Endpoint names are unique per region, as on AWS; a request's region comes from its SigV4
+# credential scope, and a request without one is in the server's default region.
+DEFAULT_REGION = "us-east-1"
+
 
 @dataclass(frozen=True)
 class VariantRoute:
@@ -76,39 +80,40 @@ class CompiledRoute:
 
 
 class RoutingTable:
-    """Endpoint name -> route. Reads are lock-free; writes copy the dict and swap it in."""
+    """(region, endpoint name) -> route. Reads are lock-free; writes copy the dict and swap it
+    in."""
 
     def __init__(self) -> None:
-        self._routes: dict[str, CompiledRoute] = {}
+        self._routes: dict[tuple[str, str], CompiledRoute] = {}
         self._write_lock = threading.Lock()
         # Bumped on every write so the data plane can notice changes cheaply (an int compare)
         # and retire connection pools of instances no route names any more.
         self.version = 0
 
-    def set(self, endpoint_name: str, route: EndpointRoute) -> None:
+    def set(self, endpoint_name: str, route: EndpointRoute, region: str = DEFAULT_REGION) -> None:
         compiled = CompiledRoute(route)
         with self._write_lock:
             routes = dict(self._routes)
-            routes[endpoint_name] = compiled
+            routes[region, endpoint_name] = compiled
             self._routes = routes
             self.version += 1
 
-    def remove(self, endpoint_name: str) -> None:
+    def remove(self, endpoint_name: str, region: str = DEFAULT_REGION) -> None:
         with self._write_lock:
-            if endpoint_name not in self._routes:
+            if (region, endpoint_name) not in self._routes:
                 return
             routes = dict(self._routes)
-            del routes[endpoint_name]
+            del routes[region, endpoint_name]
             self._routes = routes
             self.version += 1
 
-    def get(self, endpoint_name: str) -> EndpointRoute | None:
-        compiled = self._routes.get(endpoint_name)
+    def get(self, endpoint_name: str, region: str = DEFAULT_REGION) -> EndpointRoute | None:
+        compiled = self._routes.get((region, endpoint_name))
         return compiled.route if compiled is not None else None
 
-    def lookup(self, endpoint_name: str) -> CompiledRoute | None:
+    def lookup(self, endpoint_name: str, region: str = DEFAULT_REGION) -> CompiledRoute | None:
         """The hot-path read: the precomputed form of the route."""
-        return self._routes.get(endpoint_name)
+        return self._routes.get((region, endpoint_name))
 
     def addresses(self) -> frozenset[Address]:
         """Every instance address any route names (production or shadow)."""

@@ -19,7 +19,7 @@ from shadowlab.dataplane.mirror import Mirror, MirrorSettings
 from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.routing import RoutingTable
+from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class DataPlaneServer:
         *,
         mirror: MirrorSettings = MirrorSettings(),  # noqa: B008 (frozen, so sharing is safe)
         account_id: str = "000000000000",
+        default_region: str = DEFAULT_REGION,
         invoke_timeout_s: float = 60.0,  # SageMaker's real-time invocation timeout
         pool_limits: PoolLimits | None = None,
         observer: InvocationObserver | None = None,
@@ -56,6 +57,7 @@ class DataPlaneServer:
             self._client,
             self._mirror,
             account_id=account_id,
+            default_region=default_region,
             timeout_s=invoke_timeout_s,
             observer=observer,
         )

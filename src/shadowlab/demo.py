@@ -133,6 +133,18 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"the server did not start; see {data_dir / 'server.log'}")
 
 
+def shadow_counters(url: str, endpoint: str, patience: float = 15.0) -> list[dict[str, Any]]:
+    """The mirror's counters once the copies still in flight have come back (or patience ran
+    out: a shadow slower than production lags behind it, which is the point of a shadow)."""
+    deadline = time.monotonic() + patience
+    while True:
+        with urllib.request.urlopen(f"{url}/shadowlab/stats", timeout=5) as reply:
+            rows = [r for r in json.loads(reply.read())["shadows"] if r["endpoint"] == endpoint]
+        if all(r["in_flight"] == 0 for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
 def wait(describe: Any, key: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -239,6 +251,13 @@ def run(requests: int, data_dir: Path) -> None:
         elapsed = time.perf_counter() - started
         print(flush=True)
         _say(f"   {requests} requests in {elapsed:.1f}s; answered by {variants}")
+        _say("   shadow copies (GET /shadowlab/stats):")
+        for shadow in shadow_counters(url, endpoint):
+            _say(
+                f"     {shadow['shadow']}: sent {shadow['sent']}, completed {shadow['completed']}, "
+                f"errors {shadow['errors']}, timeouts {shadow['timeouts']}, "
+                f"dropped {shadow['dropped']}"
+            )
 
         _say("6. Stopping the experiment and promoting the candidate")
         sm.stop_inference_experiment(

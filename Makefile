@@ -32,6 +32,9 @@ unit: setup
 test: lint typecheck unit
 
 bench: setup
+	@# nginx (the baseline) and wrk (the load) are Debian packages; installed once, as root.
+	command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq nginx wrk)
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -1,0 +1,152 @@
+"""Measure one row: wrk against it, plus what explains the number.
+
+Besides wrk's req/s and percentiles, each row records:
+- server CPU: cores used by the process under test (near 1.0: it is the bottleneck);
+- load CPU: how busy the core of wrk and the model servers was (near 1.0: the load side,
+  not the proxy, limits the row);
+- other CPU: cores used by processes that are not part of this benchmark. The machine is
+  shared; a row measured while something else ran is flagged rather than silently believed;
+- copies delivered: what the shadow model server itself counted, over production requests
+  (the same count for nginx and shadowlab), plus shadowlab's own mirror counters.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import loadgen
+import shadowlabctl
+from lab import Lab, Row, endpoint
+from loadgen import WrkResult
+from processes import cpu_seconds, set_affinity
+
+_HZ = 100.0  # USER_HZ of /proc/stat; Linux fixes it at 100 for userspace
+
+
+@dataclass(frozen=True)
+class Phase:
+    key: str  # "saturated", "paced", "single"
+    label: str  # what the table's load column says
+    connections: int
+    duration_s: float
+    rows: tuple[Row, ...]
+    script: Path
+
+
+@dataclass(frozen=True)
+class Measurement:
+    row: Row
+    phase: Phase
+    round: int
+    wrk: WrkResult
+    server_cpu: float  # cores
+    load_cpu: float | None  # fraction of the load core busy
+    other_cpu: float  # cores used by processes outside the benchmark
+    delivered: float | None  # shadow copies that arrived / production requests
+    mirror: dict[str, int] | None  # shadowlab's mirror counters for the row (deltas)
+
+
+def _proc_stat_busy(cpu: str) -> float:
+    """Busy seconds of `cpu` ("" for all) since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            values = [int(v) for v in line.split()[1:]]
+            return (sum(values) - values[3] - values[4]) / _HZ  # minus idle and iowait
+    return 0.0
+
+
+def _own_cpu(lab: Lab) -> float:
+    """CPU seconds of everything this benchmark runs: children, finished wrks, itself."""
+    own = sum(cpu_seconds(pid) for pid in lab.all_pids())
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        own += usage.ru_utime + usage.ru_stime
+    return own
+
+
+class _CpuWindow:
+    """CPU use over one row: the server under test, the load core, and everyone else."""
+
+    def __init__(self, lab: Lab, pid: int) -> None:
+        self.lab, self.pid = lab, pid
+        self.load_core = lab.cores.load or ""
+        self.server0 = cpu_seconds(pid)
+        self.load0 = _proc_stat_busy(self.load_core)
+        self.all0 = _proc_stat_busy("")
+        self.own0 = _own_cpu(lab)
+        self.started = time.monotonic()
+
+    def close(self) -> tuple[float, float | None, float]:
+        elapsed = time.monotonic() - self.started
+        server = (cpu_seconds(self.pid) - self.server0) / elapsed
+        load = (_proc_stat_busy(self.load_core) - self.load0) / elapsed
+        other = (_proc_stat_busy("") - self.all0) - (_own_cpu(self.lab) - self.own0)
+        return server, load if self.lab.cores.load else None, max(0.0, other / elapsed)
+
+
+def wait_for_quiet(lab: Lab, budget_s: float, threshold: float) -> float:
+    """Wait (at most `budget_s`) until processes outside the benchmark use under `threshold`
+    cores over a quarter second; returns the time waited. Another load test on the same two
+    cores would otherwise decide the row."""
+    started = time.monotonic()
+    while time.monotonic() - started < budget_s:
+        all0, own0, t0 = _proc_stat_busy(""), _own_cpu(lab), time.monotonic()
+        time.sleep(0.25)
+        other = (_proc_stat_busy("") - all0) - (_own_cpu(lab) - own0)
+        if other / (time.monotonic() - t0) < threshold:
+            break
+    return time.monotonic() - started
+
+
+def _settle(lab: Lab, row: Row, before: dict[str, int]) -> dict[str, int] | None:
+    """Wait until a row's shadow copies are done; shadowlab's mirror counter deltas for it."""
+    if row.shadow is None:
+        return None
+    if row.proxy != "shadowlab":
+        time.sleep(0.3)  # nginx's mirror subrequests end with their client connections
+        return None
+    deadline = time.monotonic() + 5.0  # longer than the mirror's 2 s copy timeout
+    while True:
+        after = shadowlabctl.shadow_counters(shadowlabctl.stats(lab.shadowlab_port), endpoint(row))
+        if after.get("in_flight", 0) == 0 or time.monotonic() > deadline:
+            return {k: after.get(k, 0) - before.get(k, 0) for k in after if k != "in_flight"}
+        time.sleep(0.05)
+
+
+def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -> Measurement:
+    production0 = lab.model_count("production")
+    shadow0 = lab.model_count(row.shadow) if row.shadow else 0
+    mirror0: dict[str, int] = {}
+    if row.proxy == "shadowlab" and row.shadow:
+        mirror0 = shadowlabctl.shadow_counters(
+            shadowlabctl.stats(lab.shadowlab_port), endpoint(row)
+        )
+    pid = lab.server_pid(row)
+    if row.proxy is None:  # the model server is the server under test: give it that core
+        set_affinity(pid, lab.cores.server)
+    try:
+        window = _CpuWindow(lab, pid)
+        result = loadgen.run_wrk(
+            lab.url(row),
+            script=phase.script,
+            connections=phase.connections,
+            duration_s=phase.duration_s,
+            cpus=lab.cores.load,
+            log=log,
+        )
+        server_cpu, load_cpu, other_cpu = window.close()
+    finally:
+        if row.proxy is None:
+            set_affinity(pid, lab.cores.load)
+    mirror = _settle(lab, row, mirror0)
+    delivered = None
+    if row.shadow:
+        production = lab.model_count("production") - production0
+        arrived = lab.model_count(row.shadow) - shadow0
+        delivered = arrived / production if production else None
+    return Measurement(
+        row, phase, round_no, result, server_cpu, load_cpu, other_cpu, delivered, mirror
+    )

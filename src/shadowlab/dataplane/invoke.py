@@ -25,7 +25,7 @@ from shadowlab.dataplane.mirror import Mirror
 from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable, ShadowRoute
+from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
 from shadowlab.dataplane.stats import VariantStats
 from shadowlab.dataplane.upstream import Exchange, Failure
 from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, ServiceUnavailable
@@ -39,18 +39,7 @@ class _Call(Exchange):
     """The production exchange, carrying what answering the client needs (one object, not two:
     this path runs per request)."""
 
-    __slots__ = (
-        "conn",
-        "copy_head",
-        "endpoint",
-        "event",
-        "req",
-        "request_id",
-        "shadows",
-        "started",
-        "stats",
-        "variant",
-    )
+    __slots__ = ("conn", "endpoint", "event", "req", "request_id", "started", "stats", "variant")
 
     def __init__(
         self,
@@ -74,9 +63,6 @@ class _Call(Exchange):
         self.request_id = request_id
         self.event = event
         self.started = time.perf_counter()
-        # Shadow copies due for this request, sent once production has been answered.
-        self.shadows: tuple[ShadowRoute, ...] = ()
-        self.copy_head = b""
 
 
 class Invoker:
@@ -196,9 +182,10 @@ class Invoker:
             request_id,
             event,
         )
-        if route.shadows:
-            call.shadows, call.copy_head = route.shadows, header_block
         pool.send(call, self.timeout_s)
+        # Copies go after the production request is on its way, and never hold it up.
+        if route.shadows:
+            self.mirror.copy(name, route.shadows, header_block, body, event)
 
     def _answered(self, exchange: Exchange) -> None:
         call = cast(_Call, exchange)
@@ -221,10 +208,6 @@ class Invoker:
         else:
             error = self._failure_error(exchange, call)
             call.conn.respond(req, wire.aws_error(error, call.request_id, req.connection_header))
-        if call.shadows:
-            # Copies go once the production answer is on its way: their CPU cost (a write, a
-            # parse) then lands after the client's response, not in front of it.
-            self.mirror.copy(call.endpoint, call.shadows, call.copy_head, call.body, call.event)
         if self.observer is not None and call.event is not None:
             content_type = exchange.content_type
             self.observer.observe(

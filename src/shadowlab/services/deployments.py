@@ -31,6 +31,9 @@ class VariantDeployment:
     # The model's container: Image, ModelDataUrl, Environment (as CreateModel took them).
     container: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantDeployment:
         return cls(**{**data, "role": Role(data["role"])})

@@ -9,6 +9,7 @@ shows.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from shadowlab.services.context import to_datetime
@@ -21,6 +22,17 @@ def shadow_sampling(shadow_weight: float, production_weight: float) -> int:
     if production_weight <= 0:
         return 0
     return max(0, min(100, round(100 * shadow_weight / production_weight)))
+
+
+def production_weight(
+    config: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]
+) -> float:
+    """Total weight of the production variants: the configuration's, as overridden by
+    UpdateEndpointWeightsAndCapacities. Shadow sampling is relative to it."""
+    return sum(
+        float(overrides.get(v["VariantName"], {}).get("weight", v.get("InitialVariantWeight", 1.0)))
+        for v in config["ProductionVariants"]
+    )
 
 
 def shadow_weight(sampling_percentage: int, production_weight: float) -> float:
@@ -50,18 +62,11 @@ def plan_deployment(
         )
 
     production = [variant(v, Role.PRODUCTION) for v in config["ProductionVariants"]]
-    total = sum(v.weight for v in production)
+    total = production_weight(config, overrides)
     shadows = []
     for spec in config.get("ShadowProductionVariants", []):
         planned = variant(spec, Role.SHADOW)
-        shadows.append(
-            VariantDeployment(
-                **{
-                    **planned.__dict__,
-                    "sampling_percentage": shadow_sampling(planned.weight, total),
-                }
-            )
-        )
+        shadows.append(replace(planned, sampling_percentage=shadow_sampling(planned.weight, total)))
     shadows.extend(experiment_shadows)
     return EndpointDeployment(
         region=region,

@@ -18,7 +18,7 @@ from shadowlab.services.common import require
 from shadowlab.services.context import Clock, RequestContext
 from shadowlab.services.deployments import EndpointDeployment, Role, VariantDeployment
 from shadowlab.services.endpoint_configs import EndpointConfigService
-from shadowlab.services.endpoint_plan import shadow_weight
+from shadowlab.services.endpoint_plan import production_weight, shadow_weight
 from shadowlab.services.endpoints import EndpointService, deployed_of
 from shadowlab.services.experiments import ExperimentService
 from shadowlab.services.models import primary_container
@@ -141,12 +141,11 @@ class ExperimentProgress:
 
         def change(endpoint: Record) -> EndpointDeployment:
             config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, endpoint.parent or "")
-            base = self.endpoints.plan(ctx, endpoint, config, experiment_shadows=[])
-            weight = sum(v.weight for v in base.production())
+            weight = production_weight(config.document, endpoint.state.get("overrides", {}))
             shadows = self._shadow_deployments(ctx, record, weight) if with_shadows else []
             endpoint.state["experiment"] = {
                 "name": record.name,
-                "shadows": [s.__dict__ | {"role": s.role.value} for s in shadows],
+                "shadows": [s.to_dict() for s in shadows],
             }
             return self.endpoints.plan(ctx, endpoint, config, experiment_shadows=shadows)
 
@@ -259,7 +258,7 @@ class ExperimentProgress:
         if plan.retained_shadow is not None:
             variant = by_name[plan.retained_shadow]
             instance_type, count = rules.infrastructure(variant)
-            total = sum(float(v.get("InitialVariantWeight", 1.0)) for v in production)
+            total = production_weight({"ProductionVariants": production}, {})
             request["ShadowProductionVariants"] = [
                 {
                     "VariantName": plan.retained_shadow,

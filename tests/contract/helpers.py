@@ -106,6 +106,17 @@ def wait_experiment(sm: Any, name: str, status: str, timeout: float = 20.0) -> d
     return result
 
 
+def stop_and_wait(sm: Any, name: str) -> dict[str, Any]:
+    """Stop an experiment the plain way (keep production, remove the shadow) until Completed."""
+    checked(
+        sm,
+        "StopInferenceExperiment",
+        Name=name,
+        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
+    )
+    return wait_experiment(sm, name, "Completed")
+
+
 def experiment_request(
     name: str,
     endpoint: dict[str, Any],

@@ -12,6 +12,7 @@ from tests.contract.helpers import (
     create_endpoint,
     create_model,
     experiment_request,
+    stop_and_wait,
     unique,
     wait_endpoint,
     wait_experiment,
@@ -150,13 +151,7 @@ def test_in_use_rules_and_delete(sm: Any) -> None:
         f"Endpoint '{endpoint['endpoint']}' already has an active inference experiment "
         f"'{name}'. An endpoint can run one inference experiment at a time.",
     )
-    checked(
-        sm,
-        "StopInferenceExperiment",
-        Name=name,
-        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
-    )
-    wait_experiment(sm, name, "Completed")
+    stop_and_wait(sm, name)
     checked(sm, "DeleteEndpoint", EndpointName=endpoint["endpoint"])
     with pytest.raises(ClientError) as caught:
         for _ in range(200):

@@ -12,6 +12,7 @@ from tests.contract.helpers import (
     create_model,
     experiment_request,
     in_seconds,
+    stop_and_wait,
     unique,
     wait_endpoint,
     wait_experiment,
@@ -73,13 +74,7 @@ def test_no_schedule_starts_now_and_lasts_seven_days(sm: Any) -> None:
     assert (schedule["EndTime"] - schedule["StartTime"]).total_seconds() == pytest.approx(
         7 * 24 * 3600, abs=1
     )
-    checked(
-        sm,
-        "StopInferenceExperiment",
-        Name=name,
-        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
-    )
-    wait_experiment(sm, name, "Completed")
+    stop_and_wait(sm, name)
 
 
 def test_start_early(sm: Any) -> None:
@@ -211,13 +206,7 @@ def test_delete_experiment_after_completion(sm: Any) -> None:
     name = unique("exp")
     checked(sm, "CreateInferenceExperiment", **experiment_request(name, endpoint, create_model(sm)))
     wait_experiment(sm, name, "Running")
-    checked(
-        sm,
-        "StopInferenceExperiment",
-        Name=name,
-        ModelVariantActions={"variant-1": "Retain", "shadow-1": "Remove"},
-    )
-    wait_experiment(sm, name, "Completed")
+    stop_and_wait(sm, name)
     arn = checked(sm, "DeleteInferenceExperiment", Name=name)["InferenceExperimentArn"]
     assert arn.endswith(f"inference-experiment/{name}")
     with pytest.raises(sm.exceptions.ResourceNotFound):

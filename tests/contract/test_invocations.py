@@ -196,11 +196,16 @@ def test_model_that_cannot_load_fails_the_endpoint(
     assert "s3://models/nothing-here/model.tar.gz" in described["FailureReason"]
 
 
+def _pid_of(payload: bytes) -> int:
+    """The worker's pid, from the echo model's answer "pid=<pid> body=<body>"."""
+    return int(payload.split(b" ")[0].removeprefix(b"pid="))
+
+
 def _pids(runtime: Any, endpoint: str, count: int) -> Counter[int]:
     pids: Counter[int] = Counter()
     for _ in range(count):
         payload = invoke(runtime, endpoint, b"x")["Payload"]
-        pids[int(payload.split(b" ")[0].removeprefix(b"pid="))] += 1
+        pids[_pid_of(payload)] += 1
     return pids
 
 
@@ -219,7 +224,7 @@ def test_killed_worker_is_restarted_and_endpoint_keeps_answering(
     while time.monotonic() < deadline:
         try:
             payload = invoke(runtime, endpoint, b"x")["Payload"]
-            seen.add(int(payload.split(b" ")[0].removeprefix(b"pid=")))
+            seen.add(_pid_of(payload))
         except ClientError as exc:  # a request caught mid-kill gets a clean AWS error
             failures.append(exc.response["Error"]["Code"])
         if len(seen - {victim}) == 2:

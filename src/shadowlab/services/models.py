@@ -89,12 +89,11 @@ class ModelService:
         configuration or an experiment), or an experiment that will deploy it."""
         key = model_name.lower()
         for endpoint in self.store.find(ResourceKind.ENDPOINT, region=ctx.region):
-            for variant in endpoint.state.get("target", {}).get("variants", []):
-                if variant["model_name"].lower() == key:
-                    return f"endpoint '{endpoint.name}'"
-            for variant in endpoint.state.get("deployed", {}).get("variants", []):
-                if variant["model_name"].lower() == key:
-                    return f"endpoint '{endpoint.name}'"
+            # What it should run and what it runs now (they differ while it converges).
+            for deployment in (endpoint.state.get("target"), endpoint.state.get("deployed")):
+                for variant in (deployment or {}).get("variants", []):
+                    if variant["model_name"].lower() == key:
+                        return f"endpoint '{endpoint.name}'"
         for config in self.store.list_records(
             ctx.region, ResourceKind.ENDPOINT_CONFIG, ListQuery(limit=1_000_000)
         ):

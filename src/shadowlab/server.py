@@ -61,6 +61,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         default_region=settings.default_region,
     )
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
+    app.stats.instances = server.instance_stats
     # The ~100k long-lived objects of start-up (botocore's model, SQLAlchemy, Starlette) made
     # every full collection stop the event loop for 25-75 ms under load (measured, see
     # docs/benchmarks.md); frozen, they are never scanned again and a collection takes < 0.1 ms.

@@ -82,8 +82,11 @@ def test_custom_attributes_both_ways_and_inference_id_and_only_contract_headers_
     assert seen.headers["accept"] == "application/json"
     assert seen.headers["x-amzn-sagemaker-custom-attributes"] == "trace=abc"
     assert seen.headers["x-amzn-sagemaker-inference-id"] == "inference-42"
-    # Signatures, user agent, client connection headers: none of it reaches the model.
+    # Signatures, user agent, client connection headers: none of it reaches the model. The
+    # remaining time of the data plane's 60 s model timeout does.
+    assert 59_000 < int(seen.headers["x-shadowlab-timeout-ms"]) <= 60_000
     assert set(seen.headers) == {
+        "x-shadowlab-timeout-ms",
         "host",
         "content-length",
         "content-type",

@@ -106,15 +106,20 @@ def test_misbehaving_shadows_cost_production_nothing(
     stats = drained(plane.server)
     assert stats[("ep-calm", "slow")]["completed"] == 100
     assert stats[("ep-calm", "failing")]["errors"] == 100
-    assert stats[("ep-calm", "hanging")]["timeouts"] == 100
+    # Each timeout shrinks the hanging shadow's admission limit: the rest is shed, not queued.
+    hanging = stats[("ep-calm", "hanging")]
+    assert hanging["timeouts"] + hanging["shed"] == 100 and hanging["shed"] > 0, hanging
+    assert hanging["limit"] < 20
     assert stats[("ep-calm", "closing")]["errors"] == 100
-    assert stats[("ep-calm", "nowhere")]["errors"] == 100
+    assert stats[("ep-calm", "nowhere")]["dropped"] == 100
     for s in stats.values():
-        assert s["sent"] == 100 and s["dropped"] == 0 and s["in_flight"] == 0
+        assert s["eligible"] == s["sampled"] == 100 and s["in_flight"] == 0
+        settled = s["completed"] + s["errors"] + s["timeouts"] + s["shed"] + s["dropped"]
+        assert settled == 100, s
     assert plane.server.variant_stats()[("ep-calm", "prod")]["model_errors"] == 0
 
 
-def test_copies_beyond_the_in_flight_limit_are_dropped_and_counted(
+def test_copies_beyond_the_in_flight_limit_are_shed_and_counted(
     farm: ModelFarm, routing: RoutingTable, start_dataplane: Callable[..., DataPlaneThread]
 ) -> None:
     prod, shadow = farm.add("lim-prod", echo), farm.add("lim-shadow", slow(0.5))
@@ -130,9 +135,10 @@ def test_copies_beyond_the_in_flight_limit_are_dropped_and_counted(
     assert post_many(plane.port, "ep-limit", 30) == [200] * 30
 
     stats = drained(plane.server)[("ep-limit", "shadow")]
-    assert stats["sent"] + stats["dropped"] == 30
-    assert stats["dropped"] >= 20, stats
+    assert stats["sent"] + stats["shed"] == stats["sampled"] == 30
+    assert stats["shed"] >= 20 and stats["dropped"] == 0, stats
     assert stats["completed"] == stats["sent"]
+    assert stats["limit"] <= 2
 
 
 class Recorder:

@@ -6,7 +6,7 @@ runs in a worker thread so the event loop that also carries invocations never bl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from shadowlab.controlplane.handler import ControlPlaneHandler
 
-StatsSource = Callable[[], dict[tuple[str, str], dict[str, int]]]
+StatsSource = Callable[[], Mapping[tuple[str, str], Mapping[str, object]]]
 
 
 class DataPlaneStats:
@@ -25,6 +25,7 @@ class DataPlaneStats:
     def __init__(self) -> None:
         self.variants: StatsSource = dict
         self.shadows: StatsSource = dict
+        self.instances: StatsSource = dict
 
     def snapshot(self) -> dict[str, list[dict[str, object]]]:
         def rows(source: StatsSource, kind: str) -> list[dict[str, object]]:
@@ -33,7 +34,11 @@ class DataPlaneStats:
                 for (endpoint, variant), counters in sorted(source().items())
             ]
 
-        return {"variants": rows(self.variants, "variant"), "shadows": rows(self.shadows, "shadow")}
+        return {
+            "variants": rows(self.variants, "variant"),
+            "shadows": rows(self.shadows, "shadow"),
+            "instances": rows(self.instances, "variant"),
+        }
 
 
 def create_control_plane_app(
@@ -59,7 +64,7 @@ def create_control_plane_app(
 
     async def data_plane_stats(request: Request) -> Response:
         # Counters since the server started: invocations and errors per production variant,
-        # copies sent / completed / errors / timeouts / dropped per shadow variant.
+        # what became of the copies per shadow variant, and where each variant is served.
         return JSONResponse((stats or DataPlaneStats()).snapshot())
 
     return Starlette(

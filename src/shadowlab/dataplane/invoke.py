@@ -4,7 +4,8 @@ Error choices (see wire.py for the bytes):
 - unknown endpoint, unknown TargetVariant, body over 6 MB: ValidationError (400).
 - the model answered non-2xx: ModelError (424) with OriginalStatusCode / OriginalMessage.
 - the request never reached a model (no live instance, connection refused, no connection in
-  time): ServiceUnavailable (503). Safe to retry, and botocore does retry 503 by itself.
+  time), or the model server refused it unrun (queue full, deadline passed while queued):
+  ServiceUnavailable (503). Safe to retry, and botocore does retry 503 by itself.
 - the request reached the model but no complete answer came back (timeout, connection dropped
   before or during the answer, garbage): ModelError with OriginalStatusCode 0, as SageMaker
   reports its own invocation timeouts. The model may have acted on the request, so it must not
@@ -171,7 +172,7 @@ class Invoker:
             )
         pool = self.client.pick(variant.instances)
         call = _Call(
-            pool.request_prefix + header_block,
+            header_block,
             body,
             self._answered,
             conn,
@@ -220,6 +221,13 @@ class Invoker:
                     response_content_type=content_type.decode("latin-1") if content_type else None,
                     error=exchange.detail if failure is not None else None,
                     latency_s=time.perf_counter() - call.started,
+                    outcome=(
+                        "answered"
+                        if failure is None
+                        else "timeout"
+                        if failure is Failure.TIMEOUT
+                        else "failed"
+                    ),
                 )
             )
 
@@ -227,6 +235,15 @@ class Invoker:
         stats = call.stats
         failure = exchange.failure
         where = f"variant {call.variant} of endpoint {call.endpoint}"
+        if failure is None and exchange.refused:
+            # The model server said it did not run the request (its queue was full, or the
+            # deadline passed while queued): safe to retry, so ServiceUnavailable, not ModelError.
+            stats.unavailable += 1
+            text = exchange.response_body.decode("utf-8", "replace")[:_QUOTED_LIMIT]
+            return ServiceUnavailable(
+                f"The model server of {where} is at capacity and did not run the request "
+                f"({text}). Try again later."
+            )
         if failure is None:  # the model answered, with a non-2xx status
             status = exchange.status
             if 400 <= status < 500:

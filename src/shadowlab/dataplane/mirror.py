@@ -1,10 +1,14 @@
-"""Shadow mirroring: sampled, fire-and-forget copies of production requests, bounded per shadow.
+"""Shadow mirroring: sampled, fire-and-forget copies of production requests, admitted while
+the shadow has capacity for them.
 
 The production answer never waits for a copy (nginx's `mirror` does, which cost it 20x under a
-20 ms shadow). Each shadow has an in-flight limit; a copy that finds it full is dropped and
-counted, so a slow or hung shadow costs production a bounded amount of memory and nothing else.
-The limit decides how much of a slow shadow's share arrives: measured at full load, 64 in flight
-to a 20 ms shadow carried ~7% of copies and 1024 carried 100%, hence the default.
+20 ms shadow). Each shadow variant has an adaptive in-flight limit (`admission.AdaptiveLimit`,
+capped by `max_in_flight`) that follows what the shadow can actually serve; a copy that finds
+the limit reached is shed at once and counted, so a slow shadow gets the share it can answer,
+steadily, instead of a queue in which every copy times out. Whether a copy is shed depends only
+on how many copies are in flight when its request arrives, never on the request itself, so the
+admitted copies stay a time-uniform sample of the sampled ones; the effective rate (sent /
+eligible) is reported per minute for the comparison to state.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ import random
 import time
 from dataclasses import dataclass
 
-from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
+from shadowlab.dataplane.admission import AdaptiveLimit
+from shadowlab.dataplane.observer import (
+    InvocationEvent,
+    InvocationObserver,
+    InvocationRecord,
+    Outcome,
+)
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.routing import ShadowRoute
 from shadowlab.dataplane.stats import ShadowStats
@@ -22,15 +32,16 @@ from shadowlab.dataplane.upstream import Exchange, Failure
 
 @dataclass(frozen=True)
 class MirrorSettings:
-    max_in_flight: int = 1024  # per (endpoint, shadow variant)
+    max_in_flight: int = 1024  # cap of the adaptive limit, per (endpoint, shadow variant)
     timeout_s: float = 2.0  # per copy, from the decision to copy until the shadow's answer
+    initial_limit: int = 20  # where the adaptive limit starts before it has measured anything
 
 
-class _ObservedCopy:
+class _Copy:
     __slots__ = ("event", "started", "stats", "variant")
 
     def __init__(
-        self, stats: ShadowStats, variant: str, event: InvocationEvent, started: float
+        self, stats: ShadowStats, variant: str, event: InvocationEvent | None, started: float
     ) -> None:
         self.stats = stats
         self.variant = variant
@@ -59,66 +70,93 @@ class Mirror:
         event: InvocationEvent | None,
     ) -> None:
         """Send each due copy. `header_block` is the request head after the Host line."""
-        limit = self._settings.max_in_flight
+        minute = int(time.time()) // 60
         for shadow in shadows:
-            share = shadow.sampling_percentage
-            if share <= 0 or (share < 100 and random.random() * 100.0 >= share):
-                continue
             key = (endpoint, shadow.name)
             stats = self.stats.get(key)
             if stats is None:
-                stats = self.stats[key] = ShadowStats()
-            if stats.in_flight >= limit:
+                stats = self.stats[key] = self._new_stats()
+            if stats.minute != minute:
+                stats.roll(minute)
+            stats.eligible += 1
+            stats.minute_eligible += 1
+            share = shadow.sampling_percentage
+            if share <= 0 or (share < 100 and random.random() * 100.0 >= share):
+                continue
+            stats.sampled += 1
+            if stats.in_flight >= stats.limit.limit:
+                stats.shed += 1
+                self._observe_unsent(shadow.name, event, "shed", "shed: the shadow is at capacity")
+                continue
+            if not shadow.instances:
                 stats.dropped += 1
+                self._observe_unsent(
+                    shadow.name, event, "failed", "the shadow variant has no live instance"
+                )
                 continue
             stats.sent += 1
-            if not shadow.instances:
-                stats.errors += 1
-                self._observe_unreachable(stats, shadow.name, event)
-                continue
-            pool = self._client.pick(shadow.instances)
-            if event is None:
-                exchange = Exchange(
-                    pool.request_prefix + header_block, body, self._done, stats, keep_body=False
-                )
-            else:
-                context = _ObservedCopy(stats, shadow.name, event, time.perf_counter())
-                exchange = Exchange(pool.request_prefix + header_block, body, self._done, context)
+            stats.minute_sent += 1
             stats.in_flight += 1
+            pool = self._client.pick(shadow.instances)
+            context = _Copy(stats, shadow.name, event, time.perf_counter())
+            exchange = Exchange(
+                header_block, body, self._done, context, keep_body=event is not None
+            )
             pool.send(exchange, self._settings.timeout_s)
 
+    def _new_stats(self) -> ShadowStats:
+        settings = self._settings
+        limit = AdaptiveLimit(
+            initial=min(settings.initial_limit, settings.max_in_flight),
+            max_limit=settings.max_in_flight,
+        )
+        return ShadowStats(limit)
+
     def _done(self, exchange: Exchange) -> None:
-        context = exchange.context
-        stats: ShadowStats = context if isinstance(context, ShadowStats) else context.stats
-        stats.in_flight -= 1
+        context: _Copy = exchange.context
+        stats = context.stats
+        elapsed = time.perf_counter() - context.started
+        in_flight = stats.in_flight
+        stats.in_flight = in_flight - 1
         failure = exchange.failure
+        outcome: Outcome
         if failure is None:
             if 200 <= exchange.status < 300:
                 stats.completed += 1
+                outcome = "answered"
+            elif exchange.refused:
+                stats.shed += 1
+                outcome = "shed"
             else:
                 stats.errors += 1
+                outcome = "answered"
         elif failure is Failure.TIMEOUT:
             stats.timeouts += 1
+            outcome = "timeout"
         else:
             stats.errors += 1
-        if isinstance(context, _ObservedCopy) and self._observer is not None:
-            ok = failure is None
+            outcome = "failed"
+        # Timeouts and refusals mean the shadow is past its capacity; errors say nothing of it.
+        stats.limit.on_sample(elapsed, in_flight, outcome == "timeout" or outcome == "shed")
+        if self._observer is not None and context.event is not None:
+            answered = failure is None
             content_type = exchange.content_type
             self._observer.observe(
                 InvocationRecord(
                     event=context.event,
                     role="shadow",
                     variant=context.variant,
-                    status=exchange.status if ok else 0,
-                    response_body=exchange.response_body if ok else b"",
+                    status=exchange.status if answered else 0,
+                    response_body=exchange.response_body if answered else b"",
                     response_content_type=content_type.decode("latin-1") if content_type else None,
-                    error=None if ok else exchange.detail,
-                    latency_s=time.perf_counter() - context.started,
+                    error=None if answered else exchange.detail,
+                    latency_s=elapsed,
+                    outcome=outcome,
                 )
             )
 
-    def _observe_unreachable(
-        self, stats: ShadowStats, variant: str, event: InvocationEvent | None
+    def _observe_unsent(
+        self, variant: str, event: InvocationEvent | None, outcome: Outcome, reason: str
     ) -> None:
         if self._observer is None or event is None:
             return
@@ -130,10 +168,11 @@ class Mirror:
                 status=0,
                 response_body=b"",
                 response_content_type=None,
-                error="the shadow variant has no live instance",
+                error=reason,
                 latency_s=0.0,
+                outcome=outcome,
             )
         )
 
-    def snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
+    def snapshot(self) -> dict[tuple[str, str], dict[str, object]]:
         return {key: stats.as_dict() for key, stats in list(self.stats.items())}

@@ -8,6 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+# answered: the model sent an HTTP answer (`status`, maybe non-2xx). failed: no answer (refused,
+# dropped connection, unparseable, no live instance). timeout: no answer in time. shed: a shadow
+# copy that was due but never ran, for lack of capacity (refused at admission or by the worker);
+# it carries no response and is counted, not written, by capture.
+Outcome = Literal["answered", "failed", "timeout", "shed"]
+
 
 @dataclass(frozen=True, slots=True)
 class InvocationEvent:
@@ -32,6 +38,7 @@ class InvocationRecord:
     response_content_type: str | None
     error: str | None  # why there was no answer: timeout, connection refused or dropped ...
     latency_s: float  # from sending to the model until its answer (or the failure)
+    outcome: Outcome = "answered"
 
 
 class InvocationObserver(Protocol):

@@ -55,6 +55,7 @@ class UpstreamPool:
         self.outstanding += 1
         exchange.pool = self
         exchange.timeout_s = timeout_s
+        exchange.expires_at = self.loop.time() + timeout_s
         exchange.deadline_key = self._deadlines.add(exchange, timeout_s)
         self._dispatch(exchange)
 

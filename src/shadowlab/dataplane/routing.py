@@ -115,6 +115,10 @@ class RoutingTable:
         """The hot-path read: the precomputed form of the route."""
         return self._routes.get((region, endpoint_name))
 
+    def routes(self) -> list[tuple[str, str, EndpointRoute]]:
+        """(region, endpoint name, route) for every route, in no particular order."""
+        return [(region, name, c.route) for (region, name), c in self._routes.items()]
+
     def addresses(self) -> frozenset[Address]:
         """Every instance address any route names (production or shadow)."""
         found: list[Address] = []

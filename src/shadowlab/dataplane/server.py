@@ -19,7 +19,7 @@ from shadowlab.dataplane.mirror import Mirror, MirrorSettings
 from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
+from shadowlab.dataplane.routing import DEFAULT_REGION, Address, RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,19 @@ class DataPlaneServer:
         self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
 
     # -- counters --------------------------------------------------------------------------
-    def mirror_stats(self) -> dict[tuple[str, str], dict[str, int]]:
-        """(endpoint, shadow variant) -> sent, completed, errors, timeouts, dropped, in_flight."""
+    def mirror_stats(self) -> dict[tuple[str, str], dict[str, object]]:
+        """(endpoint, shadow variant) -> the copies' counters (see `ShadowStats`)."""
         return self._mirror.snapshot()
+
+    def instance_stats(self) -> dict[tuple[str, str], dict[str, object]]:
+        """(endpoint, variant) -> region, role and the model-server addresses now routed to."""
+        found: dict[tuple[str, str], dict[str, object]] = {}
+        for region, name, route in self.routing.routes():
+            for variant in route.production:
+                found[name, variant.name] = _instances(region, "production", variant.instances)
+            for shadow in route.shadows:
+                found[name, shadow.name] = _instances(region, "shadow", shadow.instances)
+        return found
 
     def variant_stats(self) -> dict[tuple[str, str], dict[str, int]]:
         """(endpoint, production variant) -> invocations, invocation_4xx, invocation_5xx,
@@ -193,3 +203,11 @@ class DataPlaneServer:
     def __repr__(self) -> str:
         sockets = self._server.sockets if self._server is not None else ()
         return f"DataPlaneServer(listening={[s.getsockname() for s in sockets]})"
+
+
+def _instances(region: str, role: str, addresses: tuple[Address, ...]) -> dict[str, object]:
+    return {
+        "region": region,
+        "role": role,
+        "instances": [f"http://{host}:{port}" for host, port in addresses],
+    }

@@ -6,6 +6,13 @@ into SageMaker's per-minute CloudWatch-style numbers.
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
+from shadowlab.dataplane.admission import AdaptiveLimit
+
+_MINUTES_KEPT = 60
+
 
 class VariantStats:
     """One production variant of one endpoint.
@@ -47,29 +54,91 @@ class VariantStats:
 class ShadowStats:
     """One shadow variant of one endpoint.
 
-    sent = completed + errors + timeouts + in_flight. completed: the shadow answered 2xx.
-    errors: it answered non-2xx, or could not be reached, or dropped the connection (a shadow
-    with no live instance counts here too: a copy was due and could not go). timeouts: no
-    answer within the copy timeout. dropped: the copy was due but the in-flight limit was
-    full, so it was never sent.
+    eligible: production requests that could have been copied to this shadow. sampled: copies
+    the sampling percentage asked for. Each sampled copy ends in exactly one of: completed (the
+    shadow answered 2xx), errors (it answered non-2xx, or dropped the connection or the answer),
+    timeouts (no answer within the copy timeout), shed (never run for lack of capacity: refused
+    by admission, or by the worker because its queue was full or the copy's deadline had
+    passed), dropped (no live instance to send it to), or is still in_flight. So
+    `sampled == completed + errors + timeouts + shed + dropped + in_flight`; sent counts the
+    copies that went out (sampled less those shed by admission and dropped).
+
+    The effective sampling rate (sent / eligible) is also kept per minute for the last hour, so
+    a comparison can state the real sample size and rate.
     """
 
-    __slots__ = ("completed", "dropped", "errors", "in_flight", "sent", "timeouts")
+    __slots__ = (
+        "completed",
+        "dropped",
+        "eligible",
+        "errors",
+        "in_flight",
+        "limit",
+        "minute",
+        "minute_eligible",
+        "minute_sent",
+        "minutes",
+        "sampled",
+        "sent",
+        "shed",
+        "timeouts",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self.limit = limit
+        self.eligible = 0
+        self.sampled = 0
         self.sent = 0
         self.completed = 0
         self.errors = 0
         self.timeouts = 0
+        self.shed = 0
         self.dropped = 0
         self.in_flight = 0
+        self.minute = 0  # epoch minute the minute_* counters belong to
+        self.minute_eligible = 0
+        self.minute_sent = 0
+        self.minutes: deque[tuple[int, int, int]] = deque(maxlen=_MINUTES_KEPT)
 
-    def as_dict(self) -> dict[str, int]:
+    def roll(self, minute: int) -> None:
+        """Start counting `minute`; the finished one joins the history."""
+        if self.minute_eligible:
+            self.minutes.append((self.minute, self.minute_eligible, self.minute_sent))
+        self.minute = minute
+        self.minute_eligible = 0
+        self.minute_sent = 0
+
+    def as_dict(self) -> dict[str, object]:
+        minutes = [*self.minutes]
+        if self.minute_eligible:
+            minutes.append((self.minute, self.minute_eligible, self.minute_sent))
         return {
+            "eligible": self.eligible,
+            "sampled": self.sampled,
             "sent": self.sent,
             "completed": self.completed,
             "errors": self.errors,
             "timeouts": self.timeouts,
+            "shed": self.shed,
             "dropped": self.dropped,
             "in_flight": self.in_flight,
+            "limit": self.limit.limit,
+            "effective_sampling_percentage": _percent(self.sent, self.eligible),
+            "per_minute": [
+                {
+                    "minute": _iso_minute(minute),
+                    "eligible": eligible,
+                    "sent": sent,
+                    "effective_sampling_percentage": _percent(sent, eligible),
+                }
+                for minute, eligible, sent in minutes
+            ],
         }
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 3) if whole else 0.0
+
+
+def _iso_minute(minute: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(minute * 60))

@@ -28,11 +28,20 @@ class Failure(enum.Enum):
     BAD_RESPONSE = "bad_response"  # not parseable HTTP, or larger than allowed
 
 
+# The time the data plane will still wait for this answer, so that a worker drops work nobody
+# waits for any more instead of running it (as Envoy's x-envoy-expected-rq-timeout-ms).
+TIMEOUT_HEADER = b"X-Shadowlab-Timeout-Ms: %d\r\n"
+# A worker's 503 carrying this header did not run the request (queue full, deadline passed).
+SHED_HEADER = b"x-shadowlab-shed"
+
+
 class Exchange:
     """A request to send and, once `done`, its outcome.
 
-    `head` is the complete request head (request line through the blank line); `body` is sent
-    after it unchanged, so one body object can be shared by production and shadow copies.
+    `head` holds the request's headers after Host, through the blank line; the connection puts
+    the request line, Host and the remaining-time header in front of it when it writes. `body`
+    is sent after it unchanged, so one body object can be shared by production and copies.
+    `refused`: the model server answered that it did not run the request (see SHED_HEADER).
     """
 
     __slots__ = (
@@ -45,6 +54,7 @@ class Exchange:
         "deadline_key",
         "detail",
         "done",
+        "expires_at",
         "failure",
         "fresh_only",
         "head",
@@ -52,6 +62,7 @@ class Exchange:
         "on_done",
         "pool",
         "received",
+        "refused",
         "retried",
         "sent",
         "status",
@@ -75,6 +86,7 @@ class Exchange:
         self.pool: UpstreamPool | None = None  # set by UpstreamPool.send
         self.deadline_key = 0
         self.timeout_s = 0.0
+        self.expires_at = 0.0  # loop time; set by UpstreamPool.send
         self.connection: UpstreamConnection | None = None  # the one it was last written to
         self.done = False
         self.sent = False  # written to a connection at least once
@@ -85,6 +97,7 @@ class Exchange:
         self.custom_attributes: bytes | None = None
         self.chunks: list[bytes] = []
         self.received = 0
+        self.refused = False
         self.failure: Failure | None = None
         self.detail = ""
 
@@ -127,12 +140,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.in_body = False
         exchange.sent = True
         exchange.connection = self
+        pool = self.pool
+        remaining_ms = int((exchange.expires_at - pool.loop.time()) * 1000.0)
+        head = pool.request_prefix + TIMEOUT_HEADER % max(remaining_ms, 1) + exchange.head
         body = exchange.body
         if len(body) < 65536:
             # One buffer, written at once: cheaper than writelines for small bodies.
-            self.transport.write(exchange.head + body)
+            self.transport.write(head + body)
         else:
-            self.transport.writelines((exchange.head, body))  # no copy of a large body
+            self.transport.writelines((head, body))  # no copy of a large body
 
     def detach_and_abort(self) -> None:
         """Drop the connection without reporting its exchange (the caller already settled it)."""
@@ -188,6 +204,8 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.custom_attributes = value
         elif lower == b"content-length" or lower == b"transfer-encoding":
             self.framed = True
+        elif lower == SHED_HEADER:
+            exchange.refused = True
 
     # No on_headers_complete: the status is read at on_message_complete, one Python callback
     # fewer per response.
@@ -210,6 +228,7 @@ class UpstreamConnection(asyncio.Protocol):
             # An interim 1xx answer; the real one follows on the same exchange.
             exchange.chunks.clear()
             exchange.received = 0
+            exchange.refused = False
             self.in_body = False
             return
         self.exchange = None

@@ -124,14 +124,7 @@ class ProcessHosting:
 
     @staticmethod
     def _counts(endpoint: _Endpoint) -> dict[str, int]:
-        return {
-            name: (
-                v.deployment.instance_count
-                if v.instances.is_upstream
-                else len(v.instances.addresses)
-            )
-            for name, v in endpoint.variants.items()
-        }
+        return {name: v.instances.instances_in_service for name, v in endpoint.variants.items()}
 
     async def _converge(self, endpoint: _Endpoint) -> None:
         # Keep going while newer generations arrive during an apply.

@@ -28,9 +28,13 @@ _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 class Request:
-    __slots__ = ("body", "headers", "http10", "keep_alive", "method", "path")
+    """`abandoned` turns true when the client goes away before its answer was written, so work
+    still queued for it can be skipped."""
+
+    __slots__ = ("abandoned", "body", "headers", "http10", "keep_alive", "method", "path")
 
     def __init__(self) -> None:
+        self.abandoned = False
         self.method = b""
         self.path = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -75,11 +79,13 @@ def render(
     return head + extra_headers + b"\r\n" + body
 
 
-def render_error(status: int, message: str, *, keep_alive: bool, http10: bool = False) -> bytes:
+def render_error(
+    status: int, message: str, *, keep_alive: bool, http10: bool = False, extra: bytes = b""
+) -> bytes:
     """An error response; the JSON shape of the SageMaker model server's error bodies."""
     phrase = _PHRASES.get(status, b"Error").decode().replace(" ", "")
     body = json.dumps({"code": status, "type": phrase, "message": message}).encode()
-    return render(status, body, b"application/json", keep_alive=keep_alive, http10=http10)
+    return render(status, body, b"application/json", extra, keep_alive=keep_alive, http10=http10)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -94,8 +100,8 @@ class HttpConnection(asyncio.Protocol):
         self._request = Request()
         self._body: list[bytes] = []
         self._body_size = 0
-        # Each slot is [response bytes or None while its work runs, close after it].
-        self._slots: deque[list[bytes | bool | None]] = deque()
+        # Each slot is [response bytes or None while its work runs, close after it, request].
+        self._slots: deque[list[bytes | bool | Request | None]] = deque()
         self._closing = False  # no further requests are read or answered
         self._in_request = False
         self._write_paused = False
@@ -110,6 +116,10 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._closing = True
+        for slot in self._slots:
+            request = slot[2]
+            if isinstance(request, Request):
+                request.abandoned = True  # nobody will read its answer: do not run it
         self._slots.clear()
         self._transport = None
 
@@ -195,7 +205,7 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(response, bytes):
             self._answer(response, close=not request.keep_alive)
             return
-        slot: list[bytes | bool | None] = [None, not request.keep_alive]
+        slot: list[bytes | bool | Request | None] = [None, not request.keep_alive, request]
         self._slots.append(slot)
         if not request.keep_alive:
             self._closing = True
@@ -211,9 +221,11 @@ class HttpConnection(asyncio.Protocol):
             if close:
                 self._transport.close()
         else:
-            self._slots.append([response, close])
+            self._slots.append([response, close, None])
 
-    def _finish(self, slot: list[bytes | bool | None], future: asyncio.Future[bytes]) -> None:
+    def _finish(
+        self, slot: list[bytes | bool | Request | None], future: asyncio.Future[bytes]
+    ) -> None:
         if future.cancelled():
             slot[0] = render_error(503, "shutting down", keep_alive=False)
             slot[1] = True
@@ -228,7 +240,7 @@ class HttpConnection(asyncio.Protocol):
     def _flush(self) -> None:
         transport = self._transport
         while self._slots and self._slots[0][0] is not None:
-            response, close = self._slots.popleft()
+            response, close, _ = self._slots.popleft()
             if transport is None:
                 return
             assert isinstance(response, bytes)

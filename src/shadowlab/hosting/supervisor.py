@@ -5,6 +5,10 @@ learns the live addresses through `on_change`, and always before a change could 
 being removed leaves the list first and is stopped only after a drain grace, a crashed one
 leaves it as soon as its exit is seen, and a new one joins only once it answers.
 
+An instance is `SAGEMAKER_MODEL_SERVER_WORKERS` worker processes (the inference toolkit's
+setting; default 1), each loading the model and serving on its own port, so routers see every
+process as an address and spread requests by outstanding work; each is supervised alone.
+
 A container whose Environment names `SHADOWLAB_UPSTREAM_URL` runs nothing: its one instance is
 that server, checked with `GET /ping` at start.
 """
@@ -27,6 +31,23 @@ __all__ = ["Address", "VariantInstances", "WorkerProcess", "WorkerSpec", "Worker
 log = logging.getLogger("shadowlab.hosting.supervisor")
 
 Address = tuple[str, int]
+
+WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
+MAX_WORKERS_PER_INSTANCE = 32
+
+
+def workers_per_instance(environment: dict[str, str]) -> int:
+    """Model-server processes per instance, from the container's Environment."""
+    raw = environment.get(WORKERS_VARIABLE)
+    if raw is None or raw.strip() == "":
+        return 1
+    value = raw.strip()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS_PER_INSTANCE:
+        raise WorkerStartError(
+            f"{WORKERS_VARIABLE}={raw!r} is not valid: it must be an integer from 1 to "
+            f"{MAX_WORKERS_PER_INSTANCE}"
+        )
+    return int(value)
 
 
 class _Slot:
@@ -63,6 +84,7 @@ class VariantInstances:
         self.restarts = 0
         self.last_error: str | None = None  # the latest failed (re)start, until one succeeds
         self._count = count
+        self._per_instance = 1  # processes per instance, read from the Environment at start
         self._slots: list[_Slot] = []
         self._upstream: Address | None = None
         self._published: list[Address] | None = None
@@ -86,6 +108,14 @@ class VariantInstances:
         return [slot.worker.address for slot in self._slots if slot.ready]
 
     @property
+    def instances_in_service(self) -> int:
+        """Instances with at least one process answering (an upstream counts as all of them)."""
+        if self._upstream is not None:
+            return self._count
+        ready = sum(1 for slot in self._slots if slot.ready)
+        return -(-ready // self._per_instance)  # an instance serves while any process does
+
+    @property
     def workers(self) -> list[WorkerProcess]:
         return [slot.worker for slot in self._slots]
 
@@ -98,7 +128,8 @@ class VariantInstances:
             if self.is_upstream:
                 await self._check_upstream()
             else:
-                self._add(await self._launch(self._count))
+                per_instance = self._workers_per_instance()
+                self._add(await self._launch(self._count * per_instance))
             self._started = True
             self._publish()
 
@@ -110,16 +141,17 @@ class VariantInstances:
             if self.is_upstream or not self._started:
                 self._count = count  # an upstream scales itself; a stopped variant starts so
                 return
-            missing = count - len(self._slots)
+            processes = count * self._workers_per_instance()
+            missing = processes - len(self._slots)
             if missing > 0:
                 self._add(await self._launch(missing))
                 self._count = count
                 self._publish()
             elif missing < 0:
                 self._count = count
-                # Drop instances that are down (restarting) before healthy ones.
+                # Drop processes that are down (restarting) before healthy ones.
                 ranked = sorted(self._slots, key=lambda slot: slot.ready, reverse=True)
-                keep, extras = ranked[:count], ranked[count:]
+                keep, extras = ranked[:processes], ranked[processes:]
                 self._slots = [slot for slot in self._slots if slot in keep]
                 await self._remove(extras, drain=self.drain_grace)
 
@@ -133,6 +165,14 @@ class VariantInstances:
             await self._remove(extras, drain=0.0)
 
     # -- internals ---------------------------------------------------------------------------
+    def _workers_per_instance(self) -> int:
+        try:
+            self._per_instance = workers_per_instance(self.spec.environment)
+        except WorkerStartError as exc:
+            self.last_error = exc.reason
+            raise
+        return self._per_instance
+
     async def _check_upstream(self) -> None:
         url = self.spec.environment[UPSTREAM_URL_VARIABLE]
         try:

@@ -12,6 +12,14 @@ Predictions run one at a time, as in one SageMaker model server worker. While a 
 they run inline on the event loop (a thread hop would cost more than the prediction); once they
 take longer than INLINE_BUDGET they move to one dedicated thread, so `/ping` and request parsing
 stay responsive during long predictions.
+
+No work is done for nobody: the queue in front of that thread is bounded (`max_queue`, from
+`SHADOWLAB_WORKER_MAX_QUEUE`, default 100 as the MMS model server's job queue); a request that
+finds it full is answered 503 at once. A request whose client hung up while it waited, or whose
+deadline (`X-Shadowlab-Timeout-Ms`, sent by the data plane) passed while it waited, is not run.
+Refusals carry `X-Shadowlab-Shed`, which tells the data plane the model never ran. `GET
+/shadowlab/worker` returns this worker's counters as JSON, so tests and operators can see what
+it ran and what it skipped.
 """
 
 from __future__ import annotations
@@ -46,43 +54,101 @@ log = logging.getLogger("shadowlab.hosting.worker")
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # Recent mean prediction time above which predictions leave the event loop.
 INLINE_BUDGET = 0.001
+MAX_QUEUE_VARIABLE = "SHADOWLAB_WORKER_MAX_QUEUE"
+DEFAULT_MAX_QUEUE = 100
+_TIMEOUT_HEADER = b"x-shadowlab-timeout-ms"
+_SHED_QUEUE_FULL = b"X-Shadowlab-Shed: queue-full\r\n"
+_SHED_EXPIRED = b"X-Shadowlab-Shed: expired\r\n"
 LOAD_FAILED_EXIT = 3
 _CUSTOM_ATTRIBUTES = CUSTOM_ATTRIBUTES.encode()
 _CUSTOM_ATTRIBUTES_HEADER = b"X-Amzn-SageMaker-Custom-Attributes: "
 
 
+class WorkerCounters:
+    """What this worker did with the invocations it received.
+
+    received = ran + rejected + expired + abandoned + (queued or running now). late: runs that
+    finished after their deadline (the caller had given up: wasted work).
+    """
+
+    __slots__ = ("abandoned", "expired", "late", "ran", "received", "rejected")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.ran = 0
+        self.rejected = 0  # the queue was full
+        self.expired = 0  # the deadline passed while queued
+        self.abandoned = 0  # the client hung up while queued
+        self.late = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 class ModelServer:
     """Routes requests to the runtime; the `Responder` of every connection."""
 
-    def __init__(self, runtime: ModelRuntime, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        loop: asyncio.AbstractEventLoop,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
         self.runtime = runtime
         self.loop = loop
+        self.max_queue = max_queue
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self.in_thread = 0  # predictions handed to the thread and not yet done
         self.mean_seconds = 0.0
+        self.counters = WorkerCounters()
 
     def __call__(self, request: Request) -> bytes | asyncio.Future[bytes]:
         path, method = request.path, request.method
         if path == b"/invocations":
             if method != b"POST":
                 return self._error(request, 405, "use POST /invocations")
+            self.counters.received += 1
+            deadline = _deadline(request)
             if self.in_thread or self.mean_seconds > INLINE_BUDGET:
+                if self.in_thread >= self.max_queue:
+                    self.counters.rejected += 1
+                    message = f"the model server's queue is full ({self.max_queue} requests)"
+                    return self._error(request, 503, message, _SHED_QUEUE_FULL)
                 # Queue behind the thread's work so predictions never overlap.
                 self.in_thread += 1
-                future = self.loop.run_in_executor(self.executor, self._invoke, request)
+                future = self.loop.run_in_executor(self.executor, self._invoke, request, deadline)
                 future.add_done_callback(self._thread_done)
                 return future
-            return self._invoke(request)
+            return self._invoke(request, deadline)
         if path == b"/ping":
             if method not in (b"GET", b"HEAD"):
                 return self._error(request, 405, "use GET /ping")
             return render(200, keep_alive=request.keep_alive, http10=request.http10)
+        if path == b"/shadowlab/worker" and method == b"GET":
+            counters = {**self.counters.as_dict(), "queued": self.in_thread, "pid": os.getpid()}
+            body = json.dumps(counters).encode()
+            return render(200, body, b"application/json", keep_alive=request.keep_alive)
         return self._error(request, 404, "only /ping and /invocations are served")
 
     def _thread_done(self, _future: asyncio.Future[bytes]) -> None:
         self.in_thread -= 1
 
-    def _invoke(self, request: Request) -> bytes:
+    def _invoke(self, request: Request, deadline: float | None) -> bytes:
+        # Checked when the model is about to run, which is after any wait in the queue.
+        if request.abandoned:
+            self.counters.abandoned += 1
+            return self._error(request, 503, "the client went away", _SHED_EXPIRED)
+        if deadline is not None and time.monotonic() >= deadline:
+            self.counters.expired += 1
+            return self._error(request, 503, "the request's deadline passed", _SHED_EXPIRED)
+        self.counters.ran += 1
+        try:
+            return self._run(request)
+        finally:
+            if deadline is not None and time.monotonic() > deadline:
+                self.counters.late += 1
+
+    def _run(self, request: Request) -> bytes:
         content_type = request.header(b"content-type")
         accept = request.header(b"accept")
         request_attributes = request.header(_CUSTOM_ATTRIBUTES)
@@ -118,8 +184,18 @@ class ModelServer:
         )
 
     @staticmethod
-    def _error(request: Request, status: int, message: str) -> bytes:
-        return render_error(status, message, keep_alive=request.keep_alive, http10=request.http10)
+    def _error(request: Request, status: int, message: str, extra: bytes = b"") -> bytes:
+        return render_error(
+            status, message, keep_alive=request.keep_alive, http10=request.http10, extra=extra
+        )
+
+
+def _deadline(request: Request) -> float | None:
+    """The monotonic time after which nobody waits for this answer, if the caller said."""
+    raw = request.header(_TIMEOUT_HEADER)
+    if raw is None or not raw.isdigit():
+        return None
+    return time.monotonic() + int(raw) / 1000.0
 
 
 def _header_value(value: str) -> bytes:
@@ -142,7 +218,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or the parent dies), then finish what was read."""
     loop = asyncio.get_running_loop()
-    app = ModelServer(runtime, loop)
+    app = ModelServer(runtime, loop, _max_queue())
     connections: set[HttpConnection] = set()
     server = await loop.create_server(
         lambda: HttpConnection(app, max_body, connections), host, port, backlog=1024
@@ -168,6 +244,15 @@ async def serve(
         await server.wait_closed()
         app.executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+def _max_queue() -> int:
+    raw = os.environ.get(MAX_QUEUE_VARIABLE, "")
+    if raw.strip().isdigit() and int(raw) > 0:
+        return int(raw)
+    if raw:
+        log.warning("ignoring %s=%r: not a positive integer", MAX_QUEUE_VARIABLE, raw)
+    return DEFAULT_MAX_QUEUE
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:

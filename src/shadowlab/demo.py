@@ -254,9 +254,17 @@ def run(requests: int, data_dir: Path) -> None:
         _say("   shadow copies (GET /shadowlab/stats):")
         for shadow in shadow_counters(url, endpoint):
             _say(
-                f"     {shadow['shadow']}: sent {shadow['sent']}, completed {shadow['completed']}, "
+                f"     {shadow['shadow']}: sampled {shadow['sampled']}, "
+                f"completed {shadow['completed']}, shed {shadow['shed']}, "
                 f"errors {shadow['errors']}, timeouts {shadow['timeouts']}, "
                 f"dropped {shadow['dropped']}"
+            )
+            _say(
+                f"     delivered share {shadow['effective_sampling_percentage']:.1f}% of requests "
+                f"(the rest shed: the shadow's capacity, admission limit {shadow['limit']})"
+                if shadow["shed"]
+                else f"     delivered share {shadow['effective_sampling_percentage']:.1f}% "
+                "of requests"
             )
 
         _say("6. Stopping the experiment and promoting the candidate")

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -402,3 +403,61 @@ def test_same_endpoint_name_in_two_regions(hosted: ServerProcess, tmp_path: Path
             10,
         )
     assert caught.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_model_server_workers_serve_one_instance_and_a_killed_one_is_replaced(
+    hosted: ServerProcess, sm: Any, runtime: Any, tmp_path: Path
+) -> None:
+    model = h.register(sm, h.echo_model(hosted, tmp_path), {"SAGEMAKER_MODEL_SERVER_WORKERS": "3"})
+    endpoint = h.deploy(sm, [("AllTraffic", model, 1.0, 1)])["endpoint"]
+    described = checked(sm, "DescribeEndpoint", EndpointName=endpoint)
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+    with urllib.request.urlopen(hosted.url + "/shadowlab/stats", timeout=5) as reply:
+        routed = [r for r in json.loads(reply.read())["instances"] if r["endpoint"] == endpoint]
+    assert len(routed[0]["instances"]) == 3  # one instance, three model-server processes
+    pids = _pids(runtime, endpoint, 30)
+    assert len(pids) == 3, pids
+    victim = next(iter(pids))
+    os.kill(victim, signal.SIGKILL)
+    seen = wait_for(
+        lambda: set(_pids(runtime, endpoint, 15)) - {victim}, lambda s: len(s) == 3, timeout=20
+    )
+    assert victim not in seen
+
+
+def test_a_bad_model_server_workers_value_fails_the_endpoint_with_the_reason(
+    hosted: ServerProcess, sm: Any, tmp_path: Path
+) -> None:
+    model = h.register(sm, h.echo_model(hosted, tmp_path), {"SAGEMAKER_MODEL_SERVER_WORKERS": "0"})
+    described = h.deploy(sm, [("AllTraffic", model, 1.0, 1)], status="Failed")["described"]
+    assert "SAGEMAKER_MODEL_SERVER_WORKERS='0' is not valid" in described["FailureReason"]
+
+
+def test_a_full_model_server_queue_answers_service_unavailable_at_once(
+    hosted: ServerProcess, sm: Any, runtime: Any, tmp_path: Path
+) -> None:
+    model = h.register(sm, h.echo_model(hosted, tmp_path), {"SHADOWLAB_WORKER_MAX_QUEUE": "1"})
+    endpoint = h.deploy(sm, [("AllTraffic", model, 1.0, 1)])["endpoint"]
+    # The test clients do not retry; botocore's default would re-send a 503, as it should.
+    invoke(runtime, endpoint, b"sleep 0.05")  # predictions now leave the event loop
+    outcomes: list[str] = []
+
+    def call() -> None:
+        try:
+            invoke(runtime, endpoint, b"sleep 0.5")
+            outcomes.append("ok")
+        except ClientError as exc:
+            error = exc.response["Error"]
+            outcomes.append(error["Code"])
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            assert "is at capacity and did not run the request" in error["Message"]
+            assert "queue is full (1 requests)" in error["Message"]
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") >= 1 and outcomes.count("ServiceUnavailable") >= 2, outcomes
+    assert time.monotonic() - started < 1.6  # the refused ones did not wait their turn

@@ -186,3 +186,31 @@ def test_a_ten_times_slower_shadow_gets_its_capacity_steadily_without_timeouts(
     )
     assert sum(m["eligible"] for m in copies["per_minute"]) == copies["eligible"]
     assert 1 <= copies["limit"] <= 16, summary
+
+
+def test_the_admission_cap_is_configurable(tmp_path: Path) -> None:
+    proc = ServerProcess(
+        data_dir=tmp_path / "data",
+        hosting="process",
+        extra_env={"SHADOWLAB_MIRROR_MAX_IN_FLIGHT": "2"},
+    ).start()
+    try:
+        sm = proc.client()
+        production = h.register(sm, h.code_model(proc, tmp_path, FAST_INFERENCE))
+        shadow = h.register(
+            sm,
+            h.code_model(proc, tmp_path, SLOW_LOGGING_INFERENCE),
+            {"SHADOW_LOG": str(tmp_path / "ran.log")},
+        )
+        endpoint = h.deploy(sm, [("prod", production, 1.0, 1)], [("shadow", shadow, 1.0)])
+        path = f"/endpoints/{endpoint['endpoint']}/invocations"
+        assert paced_load(proc.port, path, 200.0, 1.0, clients=4) == [200] * 200
+        copies = wait_for(
+            lambda: rows(proc, endpoint["endpoint"])["shadow"],
+            lambda r: r["in_flight"] == 0,
+            timeout=15,
+        )
+        assert copies["limit"] <= 2 and copies["shed"] > 0, copies
+        assert copies["completed"] + copies["shed"] == 200, copies
+    finally:
+        proc.stop()

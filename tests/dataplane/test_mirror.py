@@ -72,6 +72,8 @@ def test_shadow_gets_its_sampling_share(
     assert stats["completed"] == stats["sent"] == shadow.hits
     assert stats["errors"] == stats["timeouts"] == stats["dropped"] == 0
     assert prod.hits == 1000
+    # Each copy tells the shadow how long it is still waited for: the copy timeout (2 s).
+    assert all(0 < int(r.headers["x-shadowlab-timeout-ms"]) <= 2000 for r in shadow.seen)
 
 
 def test_misbehaving_shadows_cost_production_nothing(

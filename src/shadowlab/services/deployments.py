@@ -45,7 +45,11 @@ class EndpointDeployment:
     endpoint_name: str
     generation: int
     variants: tuple[VariantDeployment, ...]
+    # The endpoint configuration's DataCaptureConfig, as CreateEndpointConfig took it.
     data_capture: dict[str, Any] | None = None
+    # While an inference experiment runs on the endpoint: its name and DataStorageConfig.
+    experiment_name: str | None = None
+    data_storage: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -69,6 +73,8 @@ class EndpointDeployment:
             generation=data["generation"],
             variants=variants,
             data_capture=data.get("data_capture"),
+            experiment_name=data.get("experiment_name"),
+            data_storage=data.get("data_storage"),
         )
 
 

@@ -48,6 +48,8 @@ def plan_deployment(
     container_of: Callable[[str], dict[str, Any]],
     overrides: Mapping[str, Mapping[str, Any]],
     experiment_shadows: Sequence[VariantDeployment] = (),
+    experiment_name: str | None = None,
+    experiment_storage: Mapping[str, Any] | None = None,
 ) -> EndpointDeployment:
     def variant(spec: Mapping[str, Any], role: Role) -> VariantDeployment:
         override = overrides.get(spec["VariantName"], {})
@@ -74,6 +76,8 @@ def plan_deployment(
         generation=generation,
         variants=(*production, *shadows),
         data_capture=dict(config["DataCaptureConfig"]) if config.get("DataCaptureConfig") else None,
+        experiment_name=experiment_name,
+        data_storage=dict(experiment_storage) if experiment_storage else None,
     )
 
 

@@ -9,6 +9,7 @@ InService endpoints are ensured too, so that after a restart their instances com
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus
@@ -83,13 +84,7 @@ class EndpointProgress:
             self._save(record, EndpointStatus.FAILED, reason)
             return
         # An update failed: go back to what ran before, as SageMaker does, and say why.
-        rollback = EndpointDeployment(
-            region=previous.region,
-            endpoint_name=previous.endpoint_name,
-            generation=previous.generation,
-            variants=previous.variants,
-            data_capture=previous.data_capture,
-        )
+        rollback = replace(previous)
         record.state["target"] = rollback.to_dict()
         record.state["rollback_reason"] = f"Update failed and was rolled back: {reason}"
         self._save(record, EndpointStatus.ROLLING_BACK)

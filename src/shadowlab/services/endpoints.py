@@ -80,8 +80,8 @@ class EndpointService:
         experiment_shadows: Sequence[VariantDeployment] | None = None,
     ) -> EndpointDeployment:
         """The deployment `record` should run under `config`, one generation on."""
+        held = record.state.get("experiment") or {}
         if experiment_shadows is None:
-            held = record.state.get("experiment") or {}
             experiment_shadows = [VariantDeployment.from_dict(v) for v in held.get("shadows", [])]
         deployment = plan_deployment(
             region=record.region,
@@ -91,6 +91,9 @@ class EndpointService:
             container_of=self._container_of(ctx),
             overrides=record.state.get("overrides", {}),
             experiment_shadows=experiment_shadows,
+            # Capture for the experiment applies while its shadows are on the endpoint.
+            experiment_name=held.get("name") if experiment_shadows else None,
+            experiment_storage=held.get("data_storage") if experiment_shadows else None,
         )
         self._check_quota(ctx, deployment)
         return deployment

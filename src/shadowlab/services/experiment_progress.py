@@ -146,6 +146,7 @@ class ExperimentProgress:
             endpoint.state["experiment"] = {
                 "name": record.name,
                 "shadows": [s.to_dict() for s in shadows],
+                "data_storage": record.document.get("DataStorageConfig") if with_shadows else None,
             }
             return self.endpoints.plan(ctx, endpoint, config, experiment_shadows=shadows)
 

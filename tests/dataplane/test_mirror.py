@@ -160,13 +160,16 @@ def test_observer_sees_production_and_shadow_with_one_event_id(
         EndpointRoute(
             (VariantRoute("prod", 1.0, (prod.address,)),),
             (ShadowRoute("shadow", 100, (shadow.address,)),),
+            capture=("capture-config",),
         ),
     )
+    routing.set("ep-quiet", EndpointRoute((VariantRoute("prod", 1.0, (prod.address,)),)))
     recorder = Recorder()
     plane = start_dataplane(observer=recorder)
     headers = {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "inf-7"}
 
     assert post_many(plane.port, "ep-obs", 3, headers) == [200] * 3
+    assert post_many(plane.port, "ep-quiet", 3, headers) == [200] * 3  # no capture: not seen
     drained(plane.server)
 
     by_event: dict[str, dict[str, InvocationRecord]] = {}
@@ -176,7 +179,8 @@ def test_observer_sees_production_and_shadow_with_one_event_id(
     for pair in by_event.values():
         production, copy = pair["production"], pair["shadow"]
         assert production.event is copy.event
-        assert len(production.event.event_id) == 32
+        assert production.event.capture == ("capture-config",)
+        assert len(production.event.event_id) == 36  # a UUID, as SageMaker's eventId
         assert production.event.inference_id == "inf-7"
         assert production.event.request_content_type == "text/csv"
         assert production.variant == "prod" and copy.variant == "shadow"

@@ -160,15 +160,16 @@ class Invoker:
         header_block += b"\r\n"
 
         event = None
-        if self.observer is not None:
+        if route.capture and self.observer is not None:
             event = InvocationEvent(
                 endpoint=name,
-                event_id=uuid.uuid4().hex,
+                event_id=str(uuid.uuid4()),
                 inference_id=inference_id.decode("latin-1") if inference_id else None,
                 inference_time=time.time(),
                 request_body=body,
                 request_content_type=content_type.decode("latin-1") if content_type else None,
                 accept=accept.decode("latin-1") if accept else None,
+                capture=route.capture,
             )
         pool = self.client.pick(variant.instances)
         call = _Call(

@@ -1,6 +1,7 @@
 """The seam for data capture: an optional observer told about every production answer and
-every shadow result. With no observer the data plane creates no event ids and keeps no copies
-of shadow response bodies, so the seam costs nothing when unused.
+every shadow result of the endpoints whose route asks for capture. Elsewhere (no observer, or a
+route with no capture) the data plane creates no event ids and keeps no copies of shadow
+response bodies, so the seam costs nothing when unused.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class InvocationEvent:
     request_body: bytes
     request_content_type: str | None
     accept: str | None
+    # The route's capture configurations (see EndpointRoute.capture), for the observer.
+    capture: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

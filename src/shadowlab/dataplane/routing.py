@@ -39,16 +39,29 @@ class ShadowRoute:
 class EndpointRoute:
     production: tuple[VariantRoute, ...]
     shadows: tuple[ShadowRoute, ...] = ()
+    # What data capture applies to the endpoint's traffic: opaque to the data plane, handed
+    # to the observer with each event. Empty: no event is made, capture costs nothing.
+    capture: tuple[object, ...] = ()
 
 
 class CompiledRoute:
     """An `EndpointRoute` with what the hot path needs precomputed (cumulative weights, names)."""
 
-    __slots__ = ("_cumulative", "_single", "_total", "_weighted", "by_name", "route", "shadows")
+    __slots__ = (
+        "_cumulative",
+        "_single",
+        "_total",
+        "_weighted",
+        "by_name",
+        "capture",
+        "route",
+        "shadows",
+    )
 
     def __init__(self, route: EndpointRoute) -> None:
         self.route = route
         self.shadows = route.shadows
+        self.capture = route.capture
         self.by_name: dict[str, VariantRoute] = {v.name: v for v in route.production}
         # SageMaker semantics: a variant gets weight / sum(weights); weight 0 gets no traffic
         # unless a caller targets it by name.

@@ -1,0 +1,127 @@
+"""CaptureConfig from SageMaker's two shapes, checked against botocore's own model."""
+
+from __future__ import annotations
+
+import uuid
+
+import botocore.session
+import pytest
+
+from shadowlab.capture.config import CaptureConfig, CaptureConfigError, media_type, parse_s3_uri
+
+
+def test_member_names_and_enums_are_botocore_s() -> None:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    capture = model.shape_for("DataCaptureConfig").members
+    assert {
+        "EnableCapture",
+        "InitialSamplingPercentage",
+        "DestinationS3Uri",
+        "KmsKeyId",
+        "CaptureOptions",
+        "CaptureContentTypeHeader",
+    } <= set(capture)
+    assert model.shape_for("CaptureMode").enum == ["Input", "Output", "InputAndOutput"]
+    assert set(model.shape_for("CaptureContentTypeHeader").members) == {
+        "CsvContentTypes",
+        "JsonContentTypes",
+    }
+    storage = model.shape_for("InferenceExperimentDataStorageConfig").members
+    assert set(storage) == {"Destination", "KmsKey", "ContentType"}
+
+
+def test_from_data_capture_config() -> None:
+    config = CaptureConfig.from_data_capture_config(
+        {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 30,
+            "DestinationS3Uri": "s3://bucket/data-capture/",
+            "KmsKeyId": "alias/capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["Application/JSON"],
+            },
+        }
+    )
+    assert (config.bucket, config.prefix) == ("bucket", "data-capture")
+    assert config.kms_key_id == "alias/capture"
+    assert config.sampling_percentage == 30
+    assert (config.capture_input, config.capture_output) == (True, False)
+    assert config.csv_content_types == ("text/csv",)
+    assert config.json_content_types == ("application/json",)
+    assert config.enabled
+
+
+@pytest.mark.parametrize(
+    ("modes", "expected"),
+    [
+        (["Input", "Output"], (True, True)),
+        (["InputAndOutput"], (True, True)),
+        (["Output"], (False, True)),
+    ],
+)
+def test_capture_modes(modes: list[str], expected: tuple[bool, bool]) -> None:
+    config = CaptureConfig.from_data_capture_config(
+        {
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": "s3://b",
+            "CaptureOptions": [{"CaptureMode": mode} for mode in modes],
+        }
+    )
+    assert (config.capture_input, config.capture_output) == expected
+    # No header: SageMaker base64-encodes everything (botocore's CaptureContentTypeHeader doc).
+    assert config.csv_content_types == config.json_content_types == ()
+    assert config.enabled  # "defaults to enabled"
+
+
+def test_disabled_and_invalid() -> None:
+    base = {"InitialSamplingPercentage": 5, "DestinationS3Uri": "s3://b/p"}
+    disabled = CaptureConfig.from_data_capture_config(
+        {**base, "EnableCapture": False, "CaptureOptions": [{"CaptureMode": "Input"}]}
+    )
+    assert not disabled.enabled
+    with pytest.raises(CaptureConfigError, match="CaptureMode"):
+        CaptureConfig.from_data_capture_config({**base, "CaptureOptions": [{"CaptureMode": "X"}]})
+    with pytest.raises(CaptureConfigError, match="DestinationS3Uri"):
+        CaptureConfig.from_data_capture_config({"InitialSamplingPercentage": 5})
+    with pytest.raises(CaptureConfigError, match="s3://"):
+        CaptureConfig(destination="/tmp/x")
+    with pytest.raises(CaptureConfigError, match="between 0 and 100"):
+        CaptureConfig(destination="s3://b", sampling_percentage=101)
+
+
+def test_from_data_storage_config() -> None:
+    config = CaptureConfig.from_data_storage_config(
+        {
+            "Destination": "s3://experiments/shadow",
+            "KmsKey": KMS,
+            "ContentType": {"JsonContentTypes": ["application/json"]},
+        }
+    )
+    assert (config.bucket, config.prefix, config.kms_key_id) == ("experiments", "shadow", KMS)
+    assert config.sampling_percentage == 100
+    assert config.capture_input and config.capture_output
+    assert config.json_content_types == ("application/json",)
+    assert config.csv_content_types == ()
+
+
+KMS = "arn:aws:kms:us-east-1:000000000000:key/abc"
+
+
+def test_sampling_keeps_events_whole_and_matches_the_share() -> None:
+    config = CaptureConfig(destination="s3://b", sampling_percentage=25)
+    ids = [uuid.uuid4().hex for _ in range(20_000)]
+    kept = [event_id for event_id in ids if config.sampled(event_id)]
+    assert 0.23 < len(kept) / len(ids) < 0.27
+    # Deterministic per event id: production and shadow records are kept together.
+    assert all(config.sampled(event_id) for event_id in kept)
+    assert config.sampled("not-hex") == config.sampled("not-hex")
+    assert not CaptureConfig(destination="s3://b", sampling_percentage=0).sampled(ids[0])
+
+
+def test_helpers() -> None:
+    assert parse_s3_uri("s3://bucket") == ("bucket", "")
+    assert parse_s3_uri("s3://bucket/a/b/") == ("bucket", "a/b")
+    assert media_type(" Text/CSV ; charset=utf-8") == "text/csv"
+    assert media_type(None) == ""

@@ -183,3 +183,52 @@ def running_worker(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# A model that records what it runs, for tests of what a worker skips: every prediction appends
+# its body as one line to `ran.log` in $RECORD_DIR before doing anything else. A body
+# `sleep S` then sleeps S seconds; `wait NAME` blocks until the file NAME exists in $RECORD_DIR
+# (or `release-all` does; at most 30 s), so a test holds the prediction thread for exactly as
+# long as it needs.
+RECORDING_INFERENCE = textwrap.dedent(
+    """
+    import os
+    import time
+
+
+    def model_fn(model_dir):
+        return os.environ["RECORD_DIR"]
+
+
+    def transform_fn(record_dir, data, content_type, accept):
+        with open(os.path.join(record_dir, "ran.log"), "ab") as log:
+            log.write(data + b"\\n")
+        words = data.split()
+        if words[:1] == [b"sleep"]:
+            time.sleep(float(words[1]))
+        elif words[:1] == [b"wait"]:
+            gate = os.path.join(record_dir, words[1].decode())
+            deadline = time.monotonic() + 30
+            release_all = os.path.join(record_dir, "release-all")
+            while time.monotonic() < deadline:
+                if os.path.exists(gate) or os.path.exists(release_all):
+                    break
+                time.sleep(0.002)
+        return b"ran " + data, "text/plain"
+    """
+)
+
+
+def ran_bodies(record_dir: Path) -> list[bytes]:
+    """The bodies a RECORDING_INFERENCE model ran, in the order they started."""
+    log = record_dir / "ran.log"
+    return log.read_bytes().splitlines() if log.exists() else []
+
+
+def worker_counters(port: int) -> dict[str, int]:
+    """A worker's `GET /shadowlab/worker` counters."""
+    status, headers, body = request(port, "GET", "/shadowlab/worker")
+    assert status == 200 and headers["Content-Type"] == "application/json", body
+    counters = json.loads(body)
+    assert isinstance(counters, dict)
+    return counters

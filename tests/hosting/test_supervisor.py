@@ -6,7 +6,10 @@ import asyncio
 import os
 import signal
 import socket
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -277,5 +280,129 @@ def test_restarts_are_bounded_per_window(spec: WorkerSpec) -> None:
             assert took > 0.6, took
         finally:
             await variant.stop()
+
+    uvloop.run(scenario())
+
+
+# -- SAGEMAKER_MODEL_SERVER_WORKERS: several worker processes per instance ------------------------
+
+
+def _with_env(spec: WorkerSpec, **environment: str) -> WorkerSpec:
+    return WorkerSpec(spec.model_dir, {**spec.environment, **environment}, spec.log_path)
+
+
+async def _pids_behind(addresses: list[Address]) -> dict[Address, int]:
+    """Which process answers at each address, from the echo model's own answer."""
+    pids = {}
+    for address in addresses:
+        status, answer = await invoke(address, b"who")
+        assert status == 200, answer
+        pids[address] = int(answer.split()[0].removeprefix(b"pid="))
+    return pids
+
+
+def test_model_server_workers_start_several_processes_per_instance(spec: WorkerSpec) -> None:
+    async def scenario() -> None:
+        published: list[list[Address]] = []
+        three = _with_env(spec, SAGEMAKER_MODEL_SERVER_WORKERS="3")
+        variant = VariantInstances(three, 1, published.append, drain_grace=0)
+        await variant.start()
+        try:
+            assert variant.count == 1 and variant.instances_in_service == 1
+            assert len(variant.workers) == 3 and all(w.alive for w in variant.workers)
+            assert len(set(variant.addresses)) == 3 and published == [variant.addresses]
+            pids = set((await _pids_behind(variant.addresses)).values())
+            assert len(pids) == 3 and pids == {w.pid for w in variant.workers}
+
+            await variant.scale(2)
+            assert variant.count == 2 and variant.instances_in_service == 2
+            assert len(set(variant.addresses)) == 6 and published[-1] == variant.addresses
+            assert len({w.pid for w in variant.workers}) == 6
+            assert len(set((await _pids_behind(variant.addresses)).values())) == 6
+
+            before = variant.workers
+            await variant.scale(1)
+            assert variant.count == 1 and variant.instances_in_service == 1
+            assert len(variant.addresses) == 3 and published[-1] == variant.addresses
+            assert len(variant.workers) == 3
+            assert sum(not w.alive for w in before) == 3  # the three removed were stopped
+
+            # One process of the instance dies: it leaves the list, the others keep serving,
+            # and a new process takes its place.
+            survivors = variant.addresses
+            victim = variant.workers[0]
+            assert victim.pid is not None
+            old_pids = {w.pid for w in variant.workers}
+            published.clear()
+            os.kill(victim.pid, signal.SIGKILL)
+            await eventually(lambda: variant.restarts == 1 and len(variant.addresses) == 3)
+            assert published[0] == [a for a in survivors if a != victim.address]
+            assert published[-1] == variant.addresses and variant.instances_in_service == 1
+            new_pids = {w.pid for w in variant.workers}
+            assert len(new_pids) == 3 and len(new_pids - old_pids) == 1
+            assert set((await _pids_behind(variant.addresses)).values()) == new_pids
+        finally:
+            last = variant.workers
+            await variant.stop()
+        assert published[-1] == [] and variant.instances_in_service == 0
+        assert variant.workers == [] and not any(w.alive for w in before + last)
+
+    uvloop.run(scenario())
+
+
+def test_invalid_model_server_workers_fail_the_start(spec: WorkerSpec) -> None:
+    async def scenario() -> None:
+        for value in ("0", "abc", "33", "-1", "2.5", "²", "\uff13"):
+            published: list[list[Address]] = []
+            bad = _with_env(spec, SAGEMAKER_MODEL_SERVER_WORKERS=value)
+            variant = VariantInstances(bad, 1, published.append)
+            with pytest.raises(WorkerStartError) as caught:
+                await variant.start()
+            reason = caught.value.reason
+            assert "SAGEMAKER_MODEL_SERVER_WORKERS" in reason and repr(value) in reason
+            assert "from 1 to 32" in reason
+            assert variant.last_error == reason
+            assert variant.workers == [] and variant.addresses == [] and published == []
+            assert variant.instances_in_service == 0
+
+    uvloop.run(scenario())
+
+
+def _timed_burst(addresses: list[Address], per_address: int, body: bytes) -> float:
+    """Seconds for `per_address` concurrent requests to each address, all at once."""
+    targets = [address for _ in range(per_address) for address in addresses]
+    with ThreadPoolExecutor(len(targets)) as pool:
+        started = time.perf_counter()
+        futures = [
+            pool.submit(request, port, "POST", "/invocations", body, {"Content-Type": "text/plain"})
+            for _, port in targets
+        ]
+        answers = [future.result(30) for future in futures]
+        elapsed = time.perf_counter() - started
+    assert [status for status, _, _ in answers] == [200] * len(targets)
+    # Every process served its share (the echo model answers with its pid).
+    served = Counter(answer.split()[0] for _, _, answer in answers)
+    assert sorted(served.values()) == [per_address] * len(addresses)
+    return elapsed
+
+
+def test_more_processes_per_instance_serve_more_at_once(spec: WorkerSpec) -> None:
+    # A sleep-bound model: one process runs its predictions one at a time, three run three.
+    body, requests, sleep = b"sleep 0.05", 30, 0.05
+
+    async def scenario() -> None:
+        one = VariantInstances(spec, 1, lambda addresses: None)
+        three = VariantInstances(
+            _with_env(spec, SAGEMAKER_MODEL_SERVER_WORKERS="3"), 1, lambda addresses: None
+        )
+        await asyncio.gather(one.start(), three.start())
+        try:
+            assert len(one.addresses) == 1 and len(three.addresses) == 3  # the default is 1
+            alone = await asyncio.to_thread(_timed_burst, one.addresses, requests, body)
+            shared = await asyncio.to_thread(_timed_burst, three.addresses, requests // 3, body)
+        finally:
+            await asyncio.gather(one.stop(), three.stop())
+        assert alone >= requests * sleep  # one process serializes them
+        assert alone >= 2 * shared, (alone, shared)
 
     uvloop.run(scenario())

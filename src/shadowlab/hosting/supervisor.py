@@ -42,7 +42,7 @@ def workers_per_instance(environment: dict[str, str]) -> int:
     if raw is None or raw.strip() == "":
         return 1
     value = raw.strip()
-    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS_PER_INSTANCE:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_WORKERS_PER_INSTANCE:
         raise WorkerStartError(
             f"{WORKERS_VARIABLE}={raw!r} is not valid: it must be an integer from 1 to "
             f"{MAX_WORKERS_PER_INSTANCE}"

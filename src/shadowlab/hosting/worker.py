@@ -59,6 +59,7 @@ DEFAULT_MAX_QUEUE = 100
 _TIMEOUT_HEADER = b"x-shadowlab-timeout-ms"
 _SHED_QUEUE_FULL = b"X-Shadowlab-Shed: queue-full\r\n"
 _SHED_EXPIRED = b"X-Shadowlab-Shed: expired\r\n"
+_SHED_CLIENT_GONE = b"X-Shadowlab-Shed: client-gone\r\n"  # nobody reads it; for the logs
 LOAD_FAILED_EXIT = 3
 _CUSTOM_ATTRIBUTES = CUSTOM_ATTRIBUTES.encode()
 _CUSTOM_ATTRIBUTES_HEADER = b"X-Amzn-SageMaker-Custom-Attributes: "
@@ -67,8 +68,9 @@ _CUSTOM_ATTRIBUTES_HEADER = b"X-Amzn-SageMaker-Custom-Attributes: "
 class WorkerCounters:
     """What this worker did with the invocations it received.
 
-    received = ran + rejected + expired + abandoned + (queued or running now). late: runs that
-    finished after their deadline (the caller had given up: wasted work).
+    received = ran + rejected + expired + abandoned + queued, where `ran` counts finished runs
+    and `queued` (reported by the server) those waiting or running. late: runs that finished
+    after their deadline (the caller had given up: wasted work).
     """
 
     __slots__ = ("abandoned", "expired", "late", "ran", "received", "rejected")
@@ -127,8 +129,16 @@ class ModelServer:
         if path == b"/shadowlab/worker" and method == b"GET":
             counters = {**self.counters.as_dict(), "queued": self.in_thread, "pid": os.getpid()}
             body = json.dumps(counters).encode()
-            return render(200, body, b"application/json", keep_alive=request.keep_alive)
-        return self._error(request, 404, "only /ping and /invocations are served")
+            return render(
+                200,
+                body,
+                b"application/json",
+                keep_alive=request.keep_alive,
+                http10=request.http10,
+            )
+        return self._error(
+            request, 404, "only /ping, /invocations and GET /shadowlab/worker are served"
+        )
 
     def _thread_done(self, _future: asyncio.Future[bytes]) -> None:
         self.in_thread -= 1
@@ -137,14 +147,14 @@ class ModelServer:
         # Checked when the model is about to run, which is after any wait in the queue.
         if request.abandoned:
             self.counters.abandoned += 1
-            return self._error(request, 503, "the client went away", _SHED_EXPIRED)
+            return self._error(request, 503, "the client went away", _SHED_CLIENT_GONE)
         if deadline is not None and time.monotonic() >= deadline:
             self.counters.expired += 1
             return self._error(request, 503, "the request's deadline passed", _SHED_EXPIRED)
-        self.counters.ran += 1
         try:
             return self._run(request)
         finally:
+            self.counters.ran += 1
             if deadline is not None and time.monotonic() > deadline:
                 self.counters.late += 1
 
@@ -193,7 +203,7 @@ class ModelServer:
 def _deadline(request: Request) -> float | None:
     """The monotonic time after which nobody waits for this answer, if the caller said."""
     raw = request.header(_TIMEOUT_HEADER)
-    if raw is None or not raw.isdigit():
+    if raw is None or not raw.isdigit() or not raw.isascii():
         return None
     return time.monotonic() + int(raw) / 1000.0
 
@@ -248,7 +258,7 @@ async def serve(
 
 def _max_queue() -> int:
     raw = os.environ.get(MAX_QUEUE_VARIABLE, "")
-    if raw.strip().isdigit() and int(raw) > 0:
+    if raw.strip().isascii() and raw.strip().isdigit() and int(raw) > 0:
         return int(raw)
     if raw:
         log.warning("ignoring %s=%r: not a positive integer", MAX_QUEUE_VARIABLE, raw)

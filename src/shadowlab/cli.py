@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shadowlab import __version__
+from shadowlab import __version__, captures
 from shadowlab.settings import Settings, load_settings
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"shadowlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    captures.add_parser(sub)
     return parser
 
 
@@ -48,4 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shadowlab.server import serve
 
         return serve(settings)
+    if args.command == "captures":
+        return captures.run(args)
     return 2

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shadowlab.capture.config import CaptureConfig, CaptureConfigError
 from shadowlab.dataplane.routing import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
 from shadowlab.hosting.artifacts import ArtifactError, prepare_model_dir
 from shadowlab.hosting.supervisor import VariantInstances, WorkerSpec, WorkerStartError
@@ -61,6 +62,7 @@ class _Endpoint:
     task: Future[None] | None = None
     # Once removal begins, workers stopping must not put a route back (their on_change fires).
     removed: bool = False
+    capture: tuple[CaptureConfig, ...] = ()  # of the generation now routed
 
 
 class ProcessHosting:
@@ -165,6 +167,7 @@ class ProcessHosting:
         ]
         endpoint.variants = kept
         endpoint.applied = deployment.generation
+        endpoint.capture = capture_configs(deployment)
         self._publish(endpoint)
         for instances in retired:
             await instances.stop()  # after the switch: no new request reaches them
@@ -209,7 +212,7 @@ class ProcessHosting:
                 shadows.append(ShadowRoute(spec.name, spec.sampling_percentage, addresses))
             else:
                 production.append(VariantRoute(spec.name, spec.weight, addresses))
-        route = EndpointRoute(tuple(production), tuple(shadows))
+        route = EndpointRoute(tuple(production), tuple(shadows), endpoint.capture)
         self.routing.set(endpoint.name, route, endpoint.region)
 
     async def _remove(self, key: str, endpoint: _Endpoint) -> None:
@@ -222,3 +225,19 @@ class ProcessHosting:
             await variant.instances.stop()
         endpoint.variants = {}
         await asyncio.to_thread(shutil.rmtree, self.work_dir / key.replace("/", "_"), True)
+
+
+def capture_configs(deployment: EndpointDeployment) -> tuple[CaptureConfig, ...]:
+    """What the endpoint's traffic is captured for: its configuration's DataCaptureConfig (when
+    EnableCapture) and a running experiment's DataStorageConfig, each to its own destination."""
+    found: list[CaptureConfig] = []
+    try:
+        if deployment.data_capture:
+            config = CaptureConfig.from_data_capture_config(deployment.data_capture)
+            if config.enabled and config.sampling_percentage > 0:
+                found.append(config)
+        if deployment.data_storage and deployment.data_storage.get("Destination"):
+            found.append(CaptureConfig.from_data_storage_config(deployment.data_storage))
+    except CaptureConfigError as exc:  # validated at create time; never fail a deployment
+        log.warning("data capture of %s is off: %s", deployment.key, exc)
+    return tuple(found)

@@ -16,6 +16,14 @@ from typing import Any
 import uvloop
 
 from shadowlab.app import Application
+from shadowlab.capture import (
+    CaptureObserver,
+    CaptureWriter,
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    WriterOptions,
+)
 from shadowlab.dataplane import DataPlaneServer, MirrorSettings, RoutingTable
 from shadowlab.process_hosting import ProcessHosting
 from shadowlab.services.deployments import Hosting, ImmediateHosting
@@ -30,10 +38,21 @@ def _s3_client_factory(settings: Settings) -> Any:
 
     def make() -> Any:
         import boto3
+        from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+        # Short timeouts and one attempt: the capture writer has its own backoff, and a store
+        # that accepts connections but never answers must not hold an upload for minutes.
+        config = Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 2})
+        return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
 
     return make
+
+
+def _capture_store(settings: Settings) -> ObjectStore:
+    factory = _s3_client_factory(settings)
+    if factory is None:
+        return LocalObjectStore(settings.object_store_root)
+    return S3ObjectStore(factory())
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -53,13 +72,22 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     else:
         hosting = ImmediateHosting()
     app = await asyncio.to_thread(Application, settings, hosting)
+    # Capture starts before traffic: it first recovers what a killed predecessor left spooled.
+    capture = CaptureWriter(
+        _capture_store(settings),
+        settings.data_dir / "capture-spool",
+        WriterOptions(max_file_age=settings.capture_file_seconds),
+    )
+    await asyncio.to_thread(capture.start)
     server = DataPlaneServer(
         routing,
         app.asgi_app,
         mirror=MirrorSettings(settings.mirror_max_in_flight, settings.mirror_timeout),
         account_id=settings.account_id,
         default_region=settings.default_region,
+        observer=CaptureObserver(capture),
     )
+    app.stats.capture = capture.stats
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
     app.stats.instances = server.instance_stats
     # The ~100k long-lived objects of start-up (botocore's model, SQLAlchemy, Starlette) made
@@ -78,6 +106,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         log.info("shutting down")
         await asyncio.to_thread(app.stop)  # the reconciler first: nothing new gets deployed
         await server.stop()  # answer what is in flight
+        await asyncio.to_thread(capture.stop)  # then write every captured record out
         if process_hosting is not None:
             await process_hosting.close()
 

@@ -29,6 +29,8 @@ class Settings:
     # Shadow mirror bounds (see ARCHITECTURE "Measured facts").
     mirror_max_in_flight: int = 1024
     mirror_timeout: float = 2.0
+    # A capture file is sealed and stored once it is this old (or at an hour's end, or 64 MiB).
+    capture_file_seconds: float = 60.0
     # "process": real worker processes; "none": control plane only (variants InService at once).
     hosting: str = "process"
     log_level: str = "info"

@@ -26,8 +26,9 @@ class DataPlaneStats:
         self.variants: StatsSource = dict
         self.shadows: StatsSource = dict
         self.instances: StatsSource = dict
+        self.capture: Callable[[], Mapping[str, int]] = dict
 
-    def snapshot(self) -> dict[str, list[dict[str, object]]]:
+    def snapshot(self) -> dict[str, object]:
         def rows(source: StatsSource, kind: str) -> list[dict[str, object]]:
             return [
                 {"endpoint": endpoint, kind: variant, **counters}
@@ -38,6 +39,7 @@ class DataPlaneStats:
             "variants": rows(self.variants, "variant"),
             "shadows": rows(self.shadows, "shadow"),
             "instances": rows(self.instances, "variant"),
+            "capture": dict(self.capture()),
         }
 
 

@@ -188,7 +188,8 @@ class EndpointService:
                 "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
                 "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
                 "DestinationS3Uri": capture["DestinationS3Uri"],
-                **({"KmsKeyId": capture["KmsKeyId"]} if capture.get("KmsKeyId") else {}),
+                # Required in the output shape (min length 0): "" when no key was given.
+                "KmsKeyId": capture.get("KmsKeyId") or "",
             }
         return out
 

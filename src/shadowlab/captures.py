@@ -1,0 +1,186 @@
+"""`shadowlab captures NAME`: what was captured for an inference experiment or an endpoint.
+
+NAME is looked up through the SageMaker API of a running server, as any SageMaker client would:
+an inference experiment's `DataStorageConfig.Destination`, or else an endpoint's
+`DataCaptureConfig.DestinationS3Uri`. The captures are then read from the object store the
+server writes to: the embedded one under `--data-dir` (the default), or the S3-compatible store
+at `--s3-endpoint-url`. It prints, per variant, files, records, outcomes, shed copies and the
+time range; `--pairs FILE` (or `-` for stdout) writes the production/shadow pairs joined on
+eventId as JSON Lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from shadowlab.capture import LocalObjectStore, ObjectStore, S3ObjectStore, pairs, summarize
+from shadowlab.settings import Settings
+
+
+class CapturesError(Exception):
+    """Something the user can fix; the message says what."""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = Settings()
+    parser = sub.add_parser(
+        "captures", help="list what an experiment or endpoint captured; export the pairs"
+    )
+    parser.add_argument("name", help="inference experiment name, or endpoint name")
+    parser.add_argument(
+        "--endpoint-url",
+        default=f"http://{defaults.host}:{defaults.port}",
+        help="the shadowlab server (default %(default)s)",
+    )
+    parser.add_argument("--region", default=defaults.default_region)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=defaults.data_dir,
+        help="the server's data dir, for the embedded store (default %(default)s)",
+    )
+    parser.add_argument("--s3-endpoint-url", help="read from this S3-compatible store instead")
+    parser.add_argument(
+        "--pairs", metavar="FILE", help="write production/shadow pairs as JSON Lines ('-': stdout)"
+    )
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        target = _describe(args.name, args.endpoint_url, args.region)
+        store = _store(args.data_dir, args.s3_endpoint_url)
+        report = _report(store, target)
+        if args.pairs:
+            count = _export(store, target, args.pairs, out)
+            report["pairs"] = {"file": args.pairs, "count": count}
+    except CapturesError as exc:
+        print(f"shadowlab captures: {exc}", file=sys.stderr)
+        return 2
+    if args.pairs != "-":
+        _print(report, out)
+    return 0
+
+
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    import boto3
+
+    session = boto3.session.Session()
+    credentials: dict[str, str] = {}
+    if session.get_credentials() is None:
+        # No AWS credentials configured: shadowlab accepts any until SigV4 is enforced.
+        credentials = {"aws_access_key_id": "shadowlab", "aws_secret_access_key": "shadowlab"}
+    return session.client(service, endpoint_url=endpoint_url, region_name=region, **credentials)
+
+
+def _describe(name: str, endpoint_url: str, region: str) -> dict[str, Any]:
+    """Destination, endpoint and production variants of NAME (experiment first)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    sm = _client("sagemaker", endpoint_url, region)
+    try:
+        try:
+            experiment = sm.describe_inference_experiment(Name=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFound":
+                raise
+        else:
+            storage = experiment.get("DataStorageConfig") or {}
+            if not storage.get("Destination"):
+                raise CapturesError(f"inference experiment {name} has no DataStorageConfig")
+            source = experiment["ShadowModeConfig"]["SourceModelVariantName"]
+            return {
+                "kind": "inference experiment",
+                "name": name,
+                "endpoint": experiment["EndpointMetadata"]["EndpointName"],
+                "destination": storage["Destination"],
+                "production_variants": [source],
+            }
+        try:
+            endpoint = sm.describe_endpoint(EndpointName=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationException":
+                raise CapturesError(
+                    f"no inference experiment or endpoint named {name} at {endpoint_url}"
+                ) from None
+            raise
+    except EndpointConnectionError:
+        raise CapturesError(f"cannot reach the shadowlab server at {endpoint_url}") from None
+    except ClientError as exc:
+        error = exc.response["Error"]
+        raise CapturesError(f"{error['Code']}: {error['Message']}") from None
+    capture = endpoint.get("DataCaptureConfig") or {}
+    if not capture.get("DestinationS3Uri"):
+        raise CapturesError(f"endpoint {name} has no DataCaptureConfig")
+    return {
+        "kind": "endpoint",
+        "name": name,
+        "endpoint": name,
+        "destination": capture["DestinationS3Uri"],
+        "production_variants": [v["VariantName"] for v in endpoint["ProductionVariants"]],
+    }
+
+
+def _store(data_dir: Path, s3_endpoint_url: str | None) -> ObjectStore:
+    if s3_endpoint_url:
+        return S3ObjectStore(_client("s3", s3_endpoint_url, "us-east-1"))
+    root = Path(data_dir) / "s3"
+    if not root.is_dir():
+        raise CapturesError(f"no embedded object store at {root} (is --data-dir right?)")
+    return LocalObjectStore(root)
+
+
+def _report(store: ObjectStore, target: dict[str, Any]) -> dict[str, Any]:
+    variants = summarize(store, target["destination"], target["endpoint"])
+    return {**target, "variants": [v.as_dict() for _, v in sorted(variants.items())]}
+
+
+def _export(store: ObjectStore, target: dict[str, Any], path: str, out: TextIO) -> int:
+    found = pairs(store, target["destination"], target["endpoint"], target["production_variants"])
+    count = 0
+    handle = out if path == "-" else open(path, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for pair in found:
+            handle.write(json.dumps(pair, separators=(",", ":")) + "\n")
+            count += 1
+    finally:
+        if handle is not out:
+            handle.close()
+    return count
+
+
+def _print(report: dict[str, Any], out: TextIO) -> None:
+    print(
+        f"{report['kind']} {report['name']}: endpoint {report['endpoint']}, "
+        f"captured to {report['destination']}",
+        file=out,
+    )
+    header = ("variant", "role", "files", "records", "failed", "timeout", "shed", "from", "to")
+    rows = [
+        (
+            v["variant"],
+            ",".join(v["roles"]) or "-",
+            str(v["files"]),
+            str(v["records"]),
+            str(v["failed"]),
+            str(v["timeout"]),
+            str(v["shed"]),
+            v["firstInferenceTime"] or "-",
+            v["lastInferenceTime"] or "-",
+        )
+        for v in report["variants"]
+    ]
+    if not rows:
+        print("nothing captured yet", file=out)
+    else:
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+        for row in (header, *rows):
+            print(
+                "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)),
+                file=out,
+            )
+    if "pairs" in report:
+        print(f"{report['pairs']['count']} pairs written to {report['pairs']['file']}", file=out)

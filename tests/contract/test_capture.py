@@ -237,9 +237,12 @@ def test_capture_sampling_and_options_and_disabled_capture(
     assert not (server.data_dir / "s3" / "captures" / "disabled").exists()
 
 
-def _load_until_stopped(port: int, endpoint: str, stop: threading.Event, ok: list[int]) -> None:
+def _load_until_stopped(
+    port: int, endpoint: str, stop: threading.Event, ok: list[int], client: int
+) -> None:
+    """Send numbered requests (unique over clients) until stopped or the server goes away."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    i = 0
+    i = client * 10_000_000
     try:
         while not stop.is_set():
             try:
@@ -276,8 +279,8 @@ def test_a_graceful_shutdown_mid_load_loses_no_record(tmp_path: Path) -> None:
     endpoint = capture_endpoint(sm, production, shadow, capture)
     stop, ok = threading.Event(), []
     threads = [
-        threading.Thread(target=_load_until_stopped, args=(proc.port, endpoint, stop, ok))
-        for _ in range(3)
+        threading.Thread(target=_load_until_stopped, args=(proc.port, endpoint, stop, ok, k))
+        for k in range(3)
     ]
     for thread in threads:
         thread.start()
@@ -424,3 +427,56 @@ def _run_experiment_with_storage(proc: ServerProcess, s3: Any, tmp_path: Path, s
     missing = run_cli("no-such-thing", "--endpoint-url", proc.url, "--s3-endpoint-url", s3_url)
     assert missing.returncode == 2
     assert "no inference experiment or endpoint named no-such-thing" in missing.stderr
+
+
+def test_a_sigkill_loses_at_most_the_last_flush_interval_and_a_restart_recovers_it(
+    tmp_path: Path,
+) -> None:
+    proc = ServerProcess(data_dir=tmp_path / "data", hosting="process", extra_env=CAPTURE_ENV)
+    proc.start()
+    sm = proc.client()
+    code = h.code_model(proc, tmp_path, LOGGING_ECHO)
+    production = logging_model(sm, code, tmp_path / "prod.log", "p:")
+    shadow = logging_model(sm, code, tmp_path / "shadow.log", "s:")
+    capture = {
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": "s3://captures/killed",
+        "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+    }
+    endpoint = capture_endpoint(sm, production, shadow, capture)
+    stop, ok = threading.Event(), []
+    threads = [
+        threading.Thread(target=_load_until_stopped, args=(proc.port, endpoint, stop, ok, k))
+        for k in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    answered_before = len(ok)
+    proc.kill()  # SIGKILL: no shutdown code runs
+    stop.set()
+    for thread in threads:
+        thread.join()
+    rate = answered_before / 2.0
+
+    proc.start()  # the same data dir: the spool left behind is recovered and stored
+    try:
+        root = tmp_path / "data" / "s3" / "captures" / "killed" / endpoint
+        lines = wait_for(
+            lambda: captured_lines(root),
+            lambda f: len(f.get("prod", [])) >= 0.5 * len(ok),
+            timeout=20,
+        )
+        time.sleep(1.0)  # anything else recovered has been stored by now
+        lines = captured_lines(root)
+    finally:
+        proc.stop()
+    captured = [int(r["captureData"]["endpointInput"]["data"]) for r in lines["prod"]]
+    assert len(captured) == len(set(captured)), "a record was stored twice"
+    assert set(captured) <= set(ok), "a record of a request that was never answered"
+    lost = len(set(ok) - set(captured))
+    # The stated bound: at most one flush interval (1 s) of traffic.
+    assert lost <= max(rate * 1.0, 5), (lost, rate, len(ok))
+    for record in lines["prod"] + lines.get("shadow", []):  # nothing torn or corrupt
+        assert record["captureData"]["endpointInput"]["mode"] == "INPUT"

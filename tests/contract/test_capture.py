@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +166,10 @@ def test_endpoint_capture_in_sagemaker_format_to_the_embedded_store(
     paired = shadow_by_id[first["eventMetadata"]["eventId"]]
     assert paired["captureData"]["endpointOutput"]["data"] == "s:0,1.5"
     assert Counter(r["eventMetadata"]["eventId"] for r in lines["prod"]).most_common(1)[0][1] == 1
+
+    with urllib.request.urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
+        counters = json.loads(reply.read())["capture"]
+    assert counters["records_written"] >= 2 * n + 1 and counters["dropped"] == 0, counters
 
     # `shadowlab captures` lists per variant and exports the pairs.
     pairs_path = tmp_path / "pairs.jsonl"

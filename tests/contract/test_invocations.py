@@ -419,10 +419,16 @@ def test_model_server_workers_serve_one_instance_and_a_killed_one_is_replaced(
     assert len(pids) == 3, pids
     victim = next(iter(pids))
     os.kill(victim, signal.SIGKILL)
-    seen = wait_for(
-        lambda: set(_pids(runtime, endpoint, 15)) - {victim}, lambda s: len(s) == 3, timeout=20
-    )
-    assert victim not in seen
+    seen: set[int] = set()
+    failures: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(seen - {victim}) < 3 and time.monotonic() < deadline:
+        try:
+            seen.add(_pid_of(invoke(runtime, endpoint, b"x")["Payload"]))
+        except ClientError as exc:  # a request caught mid-kill gets a clean AWS error
+            failures.append(exc.response["Error"]["Code"])
+    assert len(seen - {victim}) == 3, "the killed process was not replaced"
+    assert set(failures) <= {"ServiceUnavailable", "ModelError"} and len(failures) <= 2
 
 
 def test_a_bad_model_server_workers_value_fails_the_endpoint_with_the_reason(

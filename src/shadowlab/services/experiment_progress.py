@@ -21,6 +21,7 @@ from shadowlab.services.endpoint_configs import EndpointConfigService
 from shadowlab.services.endpoint_plan import production_weight, shadow_weight
 from shadowlab.services.endpoints import EndpointService, deployed_of
 from shadowlab.services.experiments import ExperimentService
+from shadowlab.services.judging import Judge, wants_auto_promotion
 from shadowlab.services.models import primary_container
 from shadowlab.store import Record, StaleRecord, Store
 
@@ -37,6 +38,7 @@ class ExperimentProgress:
         configs: EndpointConfigService,
         experiments: ExperimentService,
         account: str,
+        judge: Judge | None = None,
     ) -> None:
         self.configs = configs
         self.store = store
@@ -44,6 +46,7 @@ class ExperimentProgress:
         self.endpoints = endpoints
         self.experiments = experiments
         self.account = account
+        self.judge = judge
 
     def tick(self) -> None:
         active = [
@@ -84,24 +87,48 @@ class ExperimentProgress:
         elif status is ExperimentStatus.STARTING:
             self._starting(ctx, record)
         elif status is ExperimentStatus.RUNNING and now >= schedule["EndTime"]:
-            roles = self._roles(record)
-            plan = rules.plan_stop(
-                rules.default_actions(roles.source["VariantName"], list(roles.sampling)),
-                roles.source["VariantName"],
-                list(roles.sampling),
-                record.document["ModelVariants"],
-                None,
-            )
-            record.state["stop"] = {
-                "plan": plan.to_dict(),
-                "desired_state": ExperimentStatus.COMPLETED.value,
-                "actions": rules.default_actions(roles.source["VariantName"], list(roles.sampling)),
-            }
-            self._save(record, ExperimentStatus.STOPPING)
+            self._end_of_schedule(ctx, record)
         elif status is ExperimentStatus.UPDATING:
             self._updating(ctx, record)
         elif status is ExperimentStatus.STOPPING:
             self._stopping(ctx, record)
+
+    def _end_of_schedule(self, ctx: RequestContext, record: Record) -> None:
+        """Stop as SageMaker does at EndTime (the endpoint back as it was), or promote the shadow
+        when the experiment asked for it and the verdict passes."""
+        roles = self._roles(record)
+        source = roles.source["VariantName"]
+        actions = rules.default_actions(source, list(roles.sampling))
+        if wants_auto_promotion(self.store.list_tags(record.arn)):
+            if self.judge is None:
+                reason = "Not promoted automatically: this server has no judge configured."
+            else:
+                described = self.experiments.describe_inference_experiment(
+                    ctx, {"Name": record.name}
+                )
+                try:
+                    judgement = self.judge(ctx.region, described)
+                except Exception as exc:  # a broken analysis must not wedge the experiment
+                    log.exception("judging inference experiment %s failed", record.arn)
+                    reason = f"Not promoted automatically: the verdict failed ({exc})."
+                else:
+                    if judgement.passed and len(roles.sampling) == 1:
+                        (shadow,) = roles.sampling
+                        actions = {source: "Remove", shadow: "Promote"}
+                        reason = f"Promoted automatically: verdict {judgement.verdict}. "
+                    else:
+                        reason = f"Not promoted automatically: verdict {judgement.verdict}. "
+                    reason += judgement.reason
+            record.document["StatusReason"] = reason[:1024]
+        plan = rules.plan_stop(
+            actions, source, list(roles.sampling), record.document["ModelVariants"], None
+        )
+        record.state["stop"] = {
+            "plan": plan.to_dict(),
+            "desired_state": ExperimentStatus.COMPLETED.value,
+            "actions": actions,
+        }
+        self._save(record, ExperimentStatus.STOPPING)
 
     # -- helpers --------------------------------------------------------------------------------
 

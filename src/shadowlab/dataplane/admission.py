@@ -5,12 +5,20 @@ queue in front of its worker; once that queue holds more than the copy timeout, 
 out while the worker still runs each one (measured: a 3x slower shadow decayed from 38% to 0% of
 copies answered within seconds). A copy that cannot be admitted is better shed at once.
 
-The limit is TCP Vegas applied to concurrency, as Netflix's concurrency-limits `VegasLimit` does
-(no well-kept Python package implements it; this is ~100 lines and tested on its own):
+The limit follows the queueing a copy meets, in the spirit of TCP Vegas and of Envoy's
+adaptive-concurrency gradient (no well-kept Python package implements either; this is ~150
+lines and tested on its own, in simulated time):
 
 - `rtt_noload` is the smallest round trip seen lately (what a copy costs with no queue);
-- `queue = limit * (1 - rtt_noload / rtt)` estimates how many copies wait at the shadow;
-- below `alpha` the limit grows, above `beta` it shrinks; in between it holds;
+- the *budget* is how long a copy may take before the shadow counts as queueing:
+  `max(tolerance * rtt_noload, rtt_noload + slack_s)`. Both terms matter: the ratio catches a
+  queue in front of a slow model (a 20 ms model whose copies take 60 ms has two waiting), the
+  absolute slack ignores delays too small to matter, above all the data plane's own event-loop
+  delay when it is busy, which a pure ratio would mistake for a queue at a fast shadow and shed
+  its copies for nothing (measured: a 0.1 ms shadow at a saturated data plane got 25% of its
+  copies under a ratio-only rule);
+- a round trip over the budget shrinks the limit; one well under it grows the limit (fast while
+  far under); in between it holds;
 - a timeout or a copy the shadow refused for overload ("drop") shrinks it multiplicatively;
 - while fewer than half the allowed copies are in flight the shadow is not the bottleneck,
   so nothing is learned (the limit would otherwise climb without evidence);
@@ -20,10 +28,10 @@ The limit is TCP Vegas applied to concurrency, as Netflix's concurrency-limits `
   behind nothing, is the new baseline. Re-measuring from a copy that waited in a queue would
   take the queue for the baseline and let the limit ratchet up (the simulation showed it).
 
-For a worker that runs one prediction at a time, `rtt ~ limit * service`, so `queue ~ limit - 1`
-and the limit settles a few copies above the number of worker processes: the worker never idles
-and copies wait at most a few service times. A shadow whose latency does not grow with
-concurrency (an I/O-bound server) lets the limit climb to the cap.
+For a worker that runs one prediction at a time, `rtt ~ limit * service`, so the limit settles
+where `limit * service` meets the budget: a copy or two waiting per worker process for a slow
+model, more for a fast one, and the worker never idles. A shadow whose latency does not grow
+with concurrency (an I/O-bound server) lets the limit climb to the cap.
 """
 
 from __future__ import annotations
@@ -46,8 +54,8 @@ class AdaptiveLimit:
         "_last_probe",
         "_probe_at",
         "_probing",
-        "_refilling",
         "_samples",
+        "_settling",
         "backoff",
         "limit",
         "max_limit",
@@ -55,17 +63,21 @@ class AdaptiveLimit:
         "probe_every",
         "probe_interval_s",
         "rtt_noload",
+        "slack_s",
+        "tolerance",
     )
 
     def __init__(
         self,
         *,
-        initial: int = 20,
+        initial: int = 8,
         min_limit: int = 1,
         max_limit: int = 1024,
         probe_every: int = 30,
         probe_interval_s: float = 10.0,
         backoff: float = 0.9,
+        tolerance: float = 2.5,
+        slack_s: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= min_limit <= max_limit:
@@ -75,6 +87,8 @@ class AdaptiveLimit:
         self.probe_every = probe_every
         self.probe_interval_s = probe_interval_s
         self.backoff = backoff
+        self.tolerance = tolerance
+        self.slack_s = slack_s
         self._clock = clock
         self._estimate = float(min(max(initial, min_limit), max_limit))
         self.limit = int(self._estimate)  # what admission compares against
@@ -83,7 +97,7 @@ class AdaptiveLimit:
         self._probe_at = self._next_probe()
         self._last_probe = clock()
         self._probing = _NOT_PROBING
-        self._refilling = 0  # samples after a probe during which the limit does not grow
+        self._settling = 0  # samples to let pass before the limit is judged again
 
     def on_sample(self, rtt_s: float, in_flight: int, dropped: bool) -> None:
         """One copy finished after `rtt_s`; `in_flight` counts it; `dropped`: timeout or shed."""
@@ -111,18 +125,28 @@ class AdaptiveLimit:
             return
         if in_flight * 2 < estimate:
             return  # not using what it has: no evidence either way
+        if self._settling > 0:
+            # The copies still out were admitted under the previous limit: their round trips
+            # say what that limit did, not this one. Judge again once they are back, so the
+            # limit changes about once per round trip (as TCP's window does) and does not
+            # swing on stale evidence. The same after a probe, which drained the queue.
+            self._settling -= 1
+            return
         log_limit = max(1.0, math.log10(estimate))
-        queue = estimate * (1.0 - self.rtt_noload / rtt_s)
-        if queue > 6.0 * log_limit:
-            self._set(estimate - log_limit)
-        elif self._refilling > 0:
-            # Just after a probe the queue was drained on purpose: short round trips now say
-            # nothing about spare capacity until the copies admitted since have come back.
-            self._refilling -= 1
-        elif queue <= log_limit:
-            self._set(estimate + 6.0 * log_limit)  # far from any queue: grow fast
-        elif queue < 3.0 * log_limit:
+        noload = self.rtt_noload
+        budget = max(self.tolerance * noload, noload + self.slack_s)
+        if rtt_s > budget:
+            # Shrink in proportion to how far over the budget the round trip was (at most by
+            # half per round trip): a queue far too long drains in a few round trips.
+            self._set(min(estimate - log_limit, estimate * max(0.5, budget / rtt_s)))
+        elif rtt_s <= noload + 0.2 * (budget - noload):
+            # Far from any queue: grow fast, at most doubling per round trip.
+            self._set(estimate + min(6.0 * log_limit, estimate))
+        elif rtt_s <= noload + 0.5 * (budget - noload):
             self._set(estimate + log_limit)
+        else:
+            return
+        self._settling = in_flight - 1
 
     def _probe(self, rtt_s: float, in_flight: int) -> None:
         if self._probing == _DRAINING:
@@ -133,7 +157,7 @@ class AdaptiveLimit:
         self._probing = _NOT_PROBING
         self._samples = 0
         self.limit = int(self._estimate)
-        self._refilling = self.limit
+        self._settling = self.limit
         self._probe_at = self._next_probe()
 
     def _set(self, estimate: float) -> None:

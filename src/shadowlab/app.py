@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from shadowlab.controlplane.asgi import DataPlaneStats, create_control_plane_app
+from shadowlab.controlplane.asgi import DataPlaneStats, MetricsSources, create_control_plane_app
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.controlplane.operations import operation_table
+from shadowlab.metrics.query import metrics_json
 from shadowlab.services.context import Clock
 from shadowlab.services.deployments import Hosting, ImmediateHosting
 from shadowlab.services.endpoint_configs import EndpointConfigService
@@ -80,8 +81,18 @@ class Application:
         )
         self._ready = False
         self.stats = DataPlaneStats()
+        # The query reads only the store; the Prometheus exposition is set by whoever runs
+        # the data plane (server.py), since it reads the data plane's live counters.
+        self.metrics = MetricsSources()
+        self.metrics.query = lambda region, endpoint, start, end: metrics_json(
+            self.store, region, endpoint, start, end
+        )
         self.asgi_app: Starlette = create_control_plane_app(
-            self.handler, ready=lambda: self._ready, stats=self.stats
+            self.handler,
+            ready=lambda: self._ready,
+            stats=self.stats,
+            metrics=self.metrics,
+            default_region=settings.default_region,
         )
 
     def start(self) -> None:
@@ -89,6 +100,10 @@ class Application:
         self._ready = True
 
     def stop(self) -> None:
+        """Stop the reconciler; the store stays open for what shuts down after (metrics)."""
         self._ready = False
         self.reconciler.stop()
+
+    def close(self) -> None:
+        self.stop()
         self.store.close()

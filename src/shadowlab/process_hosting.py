@@ -113,6 +113,20 @@ class ProcessHosting:
         self._endpoints.pop(key, None)
         return True
 
+    def workers(self) -> dict[tuple[str, str, str], tuple[str, int, tuple[int, ...]]]:
+        """(region, endpoint, variant) -> (role, instance count, pids of its live worker
+        processes), for the CPU and memory metrics. Called on the event loop."""
+        found: dict[tuple[str, str, str], tuple[str, int, tuple[int, ...]]] = {}
+        for endpoint in list(self._endpoints.values()):
+            if endpoint.removed:
+                continue
+            for name, variant in list(endpoint.variants.items()):
+                instances = variant.instances
+                pids = tuple(w.pid for w in instances.workers if w.pid is not None and w.alive)
+                role = variant.deployment.role.value
+                found[endpoint.region, endpoint.name, name] = (role, instances.count, pids)
+        return found
+
     async def close(self) -> None:
         """Stop every worker (server shutdown); runs on the loop."""
         for key, endpoint in list(self._endpoints.items()):

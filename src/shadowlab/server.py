@@ -25,6 +25,7 @@ from shadowlab.capture import (
     WriterOptions,
 )
 from shadowlab.dataplane import DataPlaneServer, MirrorSettings, RoutingTable
+from shadowlab.metrics import Exposition, MetricsAggregator, MetricsService, new_replica_id
 from shadowlab.process_hosting import ProcessHosting
 from shadowlab.services.deployments import Hosting, ImmediateHosting
 from shadowlab.settings import Settings
@@ -79,6 +80,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         WriterOptions(max_file_age=settings.capture_file_seconds),
     )
     await asyncio.to_thread(capture.start)
+    aggregator = MetricsAggregator(new_replica_id())
     server = DataPlaneServer(
         routing,
         app.asgi_app,
@@ -86,7 +88,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         account_id=settings.account_id,
         default_region=settings.default_region,
         observer=CaptureObserver(capture),
+        metrics=aggregator,
     )
+    metrics = MetricsService(
+        aggregator,
+        app.store,
+        workers=process_hosting.workers if process_hosting is not None else None,
+        interval_s=settings.metrics_interval,
+    )
+    exposition = Exposition(aggregator)
+    app.metrics.exposition, app.metrics.content_type = exposition.render, exposition.content_type
     app.stats.capture = capture.stats
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
     app.stats.instances = server.instance_stats
@@ -96,6 +107,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     gc.collect()
     gc.freeze()
     port = await server.start(settings.host, settings.port)
+    metrics.start()
     app.start()
     log.info(
         "shadowlab listening on http://%s:%d (data dir %s)", settings.host, port, settings.data_dir
@@ -106,9 +118,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         log.info("shutting down")
         await asyncio.to_thread(app.stop)  # the reconciler first: nothing new gets deployed
         await server.stop()  # answer what is in flight
+        await metrics.stop()  # store every minute's metrics, the last second's included
         await asyncio.to_thread(capture.stop)  # then write every captured record out
         if process_hosting is not None:
             await process_hosting.close()
+        await asyncio.to_thread(app.close)
 
 
 def serve(settings: Settings) -> int:

@@ -31,6 +31,8 @@ class Settings:
     mirror_timeout: float = 2.0
     # A capture file is sealed and stored once it is this old (or at an hour's end, or 64 MiB).
     capture_file_seconds: float = 60.0
+    # How often worker CPU and memory are sampled and metric minutes are written to the store.
+    metrics_interval: float = 5.0
     # "process": real worker processes; "none": control plane only (variants InService at once).
     hosting: str = "process"
     log_level: str = "info"

@@ -109,7 +109,7 @@ def test_misbehaving_shadows_cost_production_nothing(
     # Admission starts at a few copies in flight and doubles per round trip: the first copies
     # to the 20 ms shadow may be shed while it learns that the shadow keeps up.
     twenty_ms = stats[("ep-calm", "slow")]
-    assert twenty_ms["completed"] + twenty_ms["shed"] == 100 and twenty_ms["shed"] <= 10, twenty_ms
+    assert twenty_ms["completed"] + twenty_ms["shed"] == 100 and twenty_ms["shed"] <= 30, twenty_ms
     assert stats[("ep-calm", "failing")]["errors"] == 100
     # Each timeout shrinks the hanging shadow's admission limit: the rest is shed, not queued.
     hanging = stats[("ep-calm", "hanging")]

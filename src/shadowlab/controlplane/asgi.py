@@ -1,4 +1,5 @@
-"""The ASGI app for everything that is not an invocation: the AWS JSON API and /healthz.
+"""The ASGI app for everything that is not an invocation: the AWS JSON API, /healthz, stats
+and metrics.
 
 Thin: it reads the request and hands it to `ControlPlaneHandler`, whose work (database calls)
 runs in a worker thread so the event loop that also carries invocations never blocks on it.
@@ -7,6 +8,8 @@ runs in a worker thread so the event loop that also carries invocations never bl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -43,11 +46,30 @@ class DataPlaneStats:
         }
 
 
+MetricsQuery = Callable[[str, str, datetime, datetime], dict[str, Any]]
+
+
+class MetricsSources:
+    """Where `/metrics` and `/shadowlab/metrics/query` read from; filled in once they exist.
+
+    `exposition` renders Prometheus's text format and runs on the event loop (it reads state
+    only the loop touches); `query(region, endpoint, start, end)` reads the store and runs in
+    a worker thread.
+    """
+
+    def __init__(self) -> None:
+        self.exposition: Callable[[], bytes] | None = None
+        self.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        self.query: MetricsQuery | None = None
+
+
 def create_control_plane_app(
     handler: ControlPlaneHandler,
     *,
     ready: Callable[[], bool] = lambda: True,
     stats: DataPlaneStats | None = None,
+    metrics: MetricsSources | None = None,
+    default_region: str = "us-east-1",
 ) -> Starlette:
     async def aws_json(request: Request) -> Response:
         body = await request.body()
@@ -69,10 +91,56 @@ def create_control_plane_app(
         # what became of the copies per shadow variant, and where each variant is served.
         return JSONResponse((stats or DataPlaneStats()).snapshot())
 
+    async def prometheus(request: Request) -> Response:
+        if metrics is None or metrics.exposition is None:
+            return JSONResponse({"error": "metrics are not collected here"}, status_code=404)
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    async def metrics_query(request: Request) -> Response:
+        # ?endpoint=E&start=ISO&end=ISO[&region=R]: per-variant metrics of the minutes that
+        # [start, end) overlaps, merged over every replica (see metrics.query.metrics_json).
+        if metrics is None or metrics.query is None:
+            return JSONResponse({"error": "metrics are not stored here"}, status_code=404)
+        params = request.query_params
+        endpoint = params.get("endpoint")
+        if not endpoint:
+            return _bad_request("endpoint is required")
+        try:
+            start = _timestamp(params.get("start"), "start")
+            end = _timestamp(params.get("end"), "end")
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        if end <= start:
+            return _bad_request("end must be after start")
+        region = params.get("region") or default_region
+        answer = await run_in_threadpool(metrics.query, region, endpoint, start, end)
+        return JSONResponse(answer)
+
     return Starlette(
         routes=[
             Route("/", aws_json, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/shadowlab/stats", data_plane_stats, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+            Route("/shadowlab/metrics/query", metrics_query, methods=["GET"]),
         ]
     )
+
+
+def _timestamp(raw: str | None, name: str) -> datetime:
+    if not raw:
+        raise ValueError(f"{name} is required (ISO 8601, e.g. 2026-12-01T10:00:00Z)")
+    date, t, time_part = raw.strip().partition("T")
+    # An unescaped "+01:00" in a query string arrives as " 01:00".
+    text = date + t + time_part.replace(" ", "+")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # a time without a zone is UTC, as in AWS APIs
+    return moment
+
+
+def _bad_request(message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=400)

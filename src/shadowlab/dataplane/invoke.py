@@ -27,7 +27,7 @@ from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, In
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
-from shadowlab.dataplane.stats import VariantStats
+from shadowlab.dataplane.stats import VariantStats, by_endpoint_variant
 from shadowlab.dataplane.upstream import Exchange, Failure
 from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, ServiceUnavailable
 
@@ -38,9 +38,24 @@ _ORIGINAL_LIMIT = 64 * 1024  # ... and into OriginalMessage
 
 class _Call(Exchange):
     """The production exchange, carrying what answering the client needs (one object, not two:
-    this path runs per request)."""
+    this path runs per request).
 
-    __slots__ = ("conn", "endpoint", "event", "req", "request_id", "started", "stats", "variant")
+    `arrived`: when the data plane began on the request; `started`: when it was handed to the
+    model server's connection pool. ModelLatency runs from `started` to the answer, and
+    OverheadLatency is the rest, up to the response being written.
+    """
+
+    __slots__ = (
+        "arrived",
+        "conn",
+        "endpoint",
+        "event",
+        "req",
+        "request_id",
+        "started",
+        "stats",
+        "variant",
+    )
 
     def __init__(
         self,
@@ -54,8 +69,10 @@ class _Call(Exchange):
         stats: VariantStats,
         request_id: bytes,
         event: InvocationEvent | None,
+        arrived: float,
     ) -> None:
         super().__init__(head, body, on_done)
+        self.arrived = arrived
         self.conn = conn
         self.req = req
         self.endpoint = endpoint
@@ -85,11 +102,12 @@ class Invoker:
         self.default_region = default_region
         self.timeout_s = timeout_s
         self.observer = observer
-        self.stats: dict[tuple[str, str], VariantStats] = {}
+        self.stats: dict[tuple[str, str, str], VariantStats] = {}  # (region, endpoint, variant)
         self._routing_version = -1
         self._request_ids = wire.RequestIds()
 
     def invoke(self, conn: FrontConnection, req: Request) -> None:
+        arrived = time.perf_counter()
         request_id = self._request_ids.next()
         routing = self.routing
         if routing.version != self._routing_version:
@@ -127,10 +145,10 @@ class Invoker:
                 self._fail(conn, req, request_id, ServiceUnavailable(message))
                 return
 
-        key = (name, variant.name)
+        key = (region, name, variant.name)
         stats = self.stats.get(key)
         if stats is None:
-            stats = self.stats[key] = VariantStats(variant.name)
+            stats = self.stats[key] = VariantStats(region, name, variant.name)
         stats.invocations += 1
         if not variant.instances:
             stats.unavailable += 1
@@ -183,13 +201,15 @@ class Invoker:
             stats,
             request_id,
             event,
+            arrived,
         )
         pool.send(call, self.timeout_s)
         # Copies go after the production request is on its way, and never hold it up.
         if route.shadows:
-            self.mirror.copy(name, route.shadows, header_block, body, event)
+            self.mirror.copy(region, name, route.shadows, header_block, body, event)
 
     def _answered(self, exchange: Exchange) -> None:
+        answered = time.perf_counter()
         call = cast(_Call, exchange)
         stats = call.stats
         req = call.req
@@ -210,6 +230,12 @@ class Invoker:
         else:
             error = self._failure_error(exchange, call)
             call.conn.respond(req, wire.aws_error(error, call.request_id, req.connection_header))
+        model_s = answered - call.started
+        if failure is None and not exchange.refused:
+            # Only answers the model produced have a ModelLatency; the overhead is measured now
+            # that the response is written (or queued behind an earlier pipelined one).
+            stats.model_latencies.append(model_s)
+            stats.overhead_latencies.append(time.perf_counter() - call.arrived - model_s)
         if self.observer is not None and call.event is not None:
             content_type = exchange.content_type
             self.observer.observe(
@@ -221,7 +247,7 @@ class Invoker:
                     response_body=exchange.response_body if failure is None else b"",
                     response_content_type=content_type.decode("latin-1") if content_type else None,
                     error=exchange.detail if failure is not None else None,
-                    latency_s=time.perf_counter() - call.started,
+                    latency_s=model_s,
                     outcome=(
                         "answered"
                         if failure is None
@@ -276,7 +302,7 @@ class Invoker:
         conn.respond(req, wire.aws_error(err, request_id, req.connection_header))
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
-        return {key: stats.as_dict() for key, stats in list(self.stats.items())}
+        return by_endpoint_variant(list(self.stats.values()))
 
 
 def _region_of(authorization: bytes) -> str:

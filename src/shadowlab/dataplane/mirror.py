@@ -26,7 +26,7 @@ from shadowlab.dataplane.observer import (
 )
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.routing import ShadowRoute
-from shadowlab.dataplane.stats import ShadowStats
+from shadowlab.dataplane.stats import ShadowStats, by_endpoint_variant
 from shadowlab.dataplane.upstream import Exchange, Failure
 
 
@@ -34,7 +34,7 @@ from shadowlab.dataplane.upstream import Exchange, Failure
 class MirrorSettings:
     max_in_flight: int = 1024  # cap of the adaptive limit, per (endpoint, shadow variant)
     timeout_s: float = 2.0  # per copy, from the decision to copy until the shadow's answer
-    initial_limit: int = 20  # where the adaptive limit starts before it has measured anything
+    initial_limit: int = 8  # where the adaptive limit starts; it doubles per round trip
 
 
 class _Copy:
@@ -59,10 +59,11 @@ class Mirror:
         self._client = client
         self._settings = settings
         self._observer = observer
-        self.stats: dict[tuple[str, str], ShadowStats] = {}
+        self.stats: dict[tuple[str, str, str], ShadowStats] = {}  # (region, endpoint, shadow)
 
     def copy(
         self,
+        region: str,
         endpoint: str,
         shadows: tuple[ShadowRoute, ...],
         header_block: bytes,
@@ -72,10 +73,10 @@ class Mirror:
         """Send each due copy. `header_block` is the request head after the Host line."""
         minute = int(time.time()) // 60
         for shadow in shadows:
-            key = (endpoint, shadow.name)
+            key = (region, endpoint, shadow.name)
             stats = self.stats.get(key)
             if stats is None:
-                stats = self.stats[key] = self._new_stats()
+                stats = self.stats[key] = self._new_stats(region, endpoint, shadow.name)
             if stats.minute != minute:
                 stats.roll(minute)
             stats.eligible += 1
@@ -104,13 +105,13 @@ class Mirror:
             )
             pool.send(exchange, self._settings.timeout_s)
 
-    def _new_stats(self) -> ShadowStats:
+    def _new_stats(self, region: str, endpoint: str, variant: str) -> ShadowStats:
         settings = self._settings
         limit = AdaptiveLimit(
             initial=min(settings.initial_limit, settings.max_in_flight),
             max_limit=settings.max_in_flight,
         )
-        return ShadowStats(limit)
+        return ShadowStats(limit, region, endpoint, variant)
 
     def _done(self, exchange: Exchange) -> None:
         context: _Copy = exchange.context
@@ -121,14 +122,20 @@ class Mirror:
         failure = exchange.failure
         outcome: Outcome
         if failure is None:
-            if 200 <= exchange.status < 300:
+            status = exchange.status
+            if 200 <= status < 300:
                 stats.completed += 1
+                stats.model_latencies.append(elapsed)
                 outcome = "answered"
             elif exchange.refused:
                 stats.shed += 1
                 outcome = "shed"
             else:
                 stats.errors += 1
+                if 400 <= status < 500:
+                    stats.invocation_4xx += 1
+                elif status >= 500:
+                    stats.invocation_5xx += 1
                 outcome = "answered"
         elif failure is Failure.TIMEOUT:
             stats.timeouts += 1
@@ -175,4 +182,4 @@ class Mirror:
         )
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, object]]:
-        return {key: stats.as_dict() for key, stats in list(self.stats.items())}
+        return by_endpoint_variant(list(self.stats.values()))

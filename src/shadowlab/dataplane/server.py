@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from shadowlab.dataplane import wire
@@ -20,10 +21,12 @@ from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import DEFAULT_REGION, Address, RoutingTable
+from shadowlab.dataplane.stats import MetricsSink
 
 log = logging.getLogger(__name__)
 
 _SWEEP_INTERVAL_S = 5.0
+_DRAIN_INTERVAL_S = 1.0  # latencies are handed to the metrics (or dropped) this often
 
 
 class DataPlaneServer:
@@ -42,6 +45,7 @@ class DataPlaneServer:
         invoke_timeout_s: float = 60.0,  # SageMaker's real-time invocation timeout
         pool_limits: PoolLimits | None = None,
         observer: InvocationObserver | None = None,
+        metrics: MetricsSink | None = None,
         keepalive_timeout_s: float = 75.0,
         max_other_body_bytes: int = 16 * 1024 * 1024,
         shutdown_grace_s: float = 5.0,
@@ -50,6 +54,7 @@ class DataPlaneServer:
         self.invocation_body_limit = MAX_BODY
         self.other_body_limit = max_other_body_bytes
         self._app = asgi_app
+        self._metrics = metrics
         self._client = UpstreamClient(pool_limits)
         self._mirror = Mirror(self._client, mirror, observer)
         self._invoker = Invoker(
@@ -69,6 +74,7 @@ class DataPlaneServer:
         self._lifespan: Lifespan | None = None
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._drainer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> int:
@@ -90,6 +96,7 @@ class DataPlaneServer:
                 await self._lifespan.shutdown()
             raise
         self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        self._schedule_drain()
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
 
@@ -101,6 +108,8 @@ class DataPlaneServer:
         server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._drainer is not None:
+            self._drainer.cancel()
         for conn in list(self._connections):
             conn.close_when_idle()
         deadline = self.loop.time() + self._shutdown_grace_s
@@ -110,6 +119,7 @@ class DataPlaneServer:
             conn.abort()
         self._client.close()
         await self._client.wait_closed()
+        self._drain_now()  # the last partial second, now that nothing is in flight
         for task in list(self._asgi_tasks):
             task.cancel()
         await asyncio.gather(*self._asgi_tasks, return_exceptions=True)
@@ -128,6 +138,35 @@ class DataPlaneServer:
             if since is not None and now - since > self._keepalive_timeout_s:
                 conn.close_when_idle()
         self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+
+    def _schedule_drain(self) -> None:
+        # Just after each whole wall-clock second, so that a batch (attributed by the metrics
+        # to the minute it began in) crosses a minute boundary by no more than the loop's lag.
+        delay = _DRAIN_INTERVAL_S - time.time() % _DRAIN_INTERVAL_S + 0.001
+        self._drainer = self.loop.call_later(delay, self._drain)
+
+    def _drain(self) -> None:
+        try:
+            self._drain_now()
+        finally:
+            self._schedule_drain()
+
+    def _drain_now(self) -> None:
+        """Hand the latencies gathered since the last drain to the metrics, or drop them."""
+        variants = list(self._invoker.stats.values())
+        shadows = list(self._mirror.stats.values())
+        if self._metrics is not None:
+            try:
+                self._metrics.collect(time.time(), variants, shadows)
+                return
+            except Exception:
+                log.exception("collecting metrics failed; this second's latencies are lost")
+        # Without metrics the lists must still not grow without bound.
+        for stats in variants:
+            stats.model_latencies = []
+            stats.overhead_latencies = []
+        for shadow in shadows:
+            shadow.model_latencies = []
 
     # -- counters --------------------------------------------------------------------------
     def mirror_stats(self) -> dict[tuple[str, str], dict[str, object]]:

@@ -17,12 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from shadowlab.capture import LocalObjectStore, ObjectStore, S3ObjectStore, pairs, summarize
+from shadowlab.capture import ObjectStore, pairs, summarize
+from shadowlab.remote import RemoteError as CapturesError
+from shadowlab.remote import client, open_store
 from shadowlab.settings import Settings
-
-
-class CapturesError(Exception):
-    """Something the user can fix; the message says what."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
         target = _describe(args.name, args.endpoint_url, args.region)
-        store = _store(args.data_dir, args.s3_endpoint_url)
+        store = open_store(args.data_dir, args.s3_endpoint_url)
         report = _report(store, target)
         if args.pairs:
             count = _export(store, target, args.pairs, out)
@@ -65,22 +63,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def _client(service: str, endpoint_url: str, region: str) -> Any:
-    import boto3
-
-    session = boto3.session.Session()
-    credentials: dict[str, str] = {}
-    if session.get_credentials() is None:
-        # No AWS credentials configured: shadowlab accepts any until SigV4 is enforced.
-        credentials = {"aws_access_key_id": "shadowlab", "aws_secret_access_key": "shadowlab"}
-    return session.client(service, endpoint_url=endpoint_url, region_name=region, **credentials)
-
-
 def _describe(name: str, endpoint_url: str, region: str) -> dict[str, Any]:
     """Destination, endpoint and production variants of NAME (experiment first)."""
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    sm = _client("sagemaker", endpoint_url, region)
+    sm = client("sagemaker", endpoint_url, region)
     try:
         try:
             experiment = sm.describe_inference_experiment(Name=name)
@@ -122,15 +109,6 @@ def _describe(name: str, endpoint_url: str, region: str) -> dict[str, Any]:
         "destination": capture["DestinationS3Uri"],
         "production_variants": [v["VariantName"] for v in endpoint["ProductionVariants"]],
     }
-
-
-def _store(data_dir: Path, s3_endpoint_url: str | None) -> ObjectStore:
-    if s3_endpoint_url:
-        return S3ObjectStore(_client("s3", s3_endpoint_url, "us-east-1"))
-    root = Path(data_dir) / "s3"
-    if not root.is_dir():
-        raise CapturesError(f"no embedded object store at {root} (is --data-dir right?)")
-    return LocalObjectStore(root)
 
 
 def _report(store: ObjectStore, target: dict[str, Any]) -> dict[str, Any]:

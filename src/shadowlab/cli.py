@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shadowlab import __version__, captures
+from shadowlab import __version__, captures, report
 from shadowlab.settings import Settings, load_settings
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     captures.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
@@ -51,4 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "captures":
         return captures.run(args)
+    if args.command == "report":
+        return report.run(args)
     return 2

@@ -1,0 +1,53 @@
+"""How the client-side commands (`captures`, `report`) reach a running server and its store.
+
+The server is reached as any SageMaker client reaches SageMaker, through boto3 with
+`endpoint_url`; captures are read from the object store the server writes to: the embedded one
+under its data dir, or the S3-compatible store at `--s3-endpoint-url`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from shadowlab.capture import LocalObjectStore, ObjectStore, S3ObjectStore
+
+
+class RemoteError(Exception):
+    """Something the user can fix (a name, a URL, a path); the message says what."""
+
+
+def client(service: str, endpoint_url: str, region: str) -> Any:
+    import boto3
+
+    session = boto3.session.Session()
+    credentials: dict[str, str] = {}
+    if session.get_credentials() is None:
+        # No AWS credentials configured: shadowlab accepts any until SigV4 is enforced.
+        credentials = {"aws_access_key_id": "shadowlab", "aws_secret_access_key": "shadowlab"}
+    return session.client(service, endpoint_url=endpoint_url, region_name=region, **credentials)
+
+
+def open_store(data_dir: Path, s3_endpoint_url: str | None) -> ObjectStore:
+    if s3_endpoint_url:
+        return S3ObjectStore(client("s3", s3_endpoint_url, "us-east-1"))
+    root = Path(data_dir) / "s3"
+    if not root.is_dir():
+        raise RemoteError(f"no embedded object store at {root} (is --data-dir right?)")
+    return LocalObjectStore(root)
+
+
+def get_json(endpoint_url: str, path: str, query: dict[str, str]) -> Any:
+    """GET one of the server's own JSON routes."""
+    url = f"{endpoint_url.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        raise RemoteError(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RemoteError(f"cannot reach the shadowlab server at {endpoint_url}: {exc}") from None

@@ -1,7 +1,9 @@
-"""The rows measured and the processes behind them: three model servers, shadowlab, nginx.
+"""The rows measured and the processes behind them: four model servers, shadowlab, nginx.
 
 Both proxies forward to the very same production, fast-shadow and 20 ms-shadow servers, so a
-ratio between a shadowlab row and an nginx row compares the proxies and nothing else.
+ratio between a shadowlab row and an nginx row compares the proxies and nothing else. The fourth
+server, the serial shadow, answers one request at a time (SERIAL_SHADOW_MS each): a shadow
+slower than the load offered to it, which only shadowlab's paced rows copy to.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from processes import Cores, Supervisor, free_port
 
 HERE = Path(__file__).resolve().parent
 SLOW_SHADOW_MS = 20.0
+# One request at a time, 1 ms each: capacity 1000 req/s, a fifth to a quarter of the paced
+# phase's 4-5k req/s, and 10-20x production's whole round trip (direct, 1 connection: p50
+# 0.05-0.1 ms). The echo production does no work of its own, so capacity against offered load,
+# not a ratio of service times, is what this shadow sets.
+SERIAL_SHADOW_MS = 1.0
+SHADOWS = ("fast", "slow", "serial")
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ class Row:
     key: str
     label: str
     proxy: str | None  # "shadowlab", "nginx", or None: straight to the production model server
-    shadow: str | None  # "fast", "slow" or None
+    shadow: str | None  # one of SHADOWS, or None
 
 
 DIRECT = Row("direct", "direct to the model server", None, None)
@@ -35,11 +43,23 @@ SL_FAST = Row("shadowlab-fast", "shadowlab, 100% shadow (fast)", "shadowlab", "f
 NGINX_FAST = Row("nginx-fast", "nginx mirror (fast)", "nginx", "fast")
 SL_SLOW = Row("shadowlab-slow", "shadowlab, 100% shadow (20 ms)", "shadowlab", "slow")
 NGINX_SLOW = Row("nginx-slow", "nginx mirror (20 ms)", "nginx", "slow")
-ALL_ROWS = (DIRECT, SL_PLAIN, NGINX_PLAIN, SL_FAST, NGINX_FAST, SL_SLOW, NGINX_SLOW)
+SL_SERIAL = Row(
+    "shadowlab-serial",
+    f"shadowlab, 100% shadow (serial {SERIAL_SHADOW_MS:g} ms)",
+    "shadowlab",
+    "serial",
+)
+SATURATED_ROWS = (DIRECT, SL_PLAIN, NGINX_PLAIN, SL_FAST, NGINX_FAST, SL_SLOW, NGINX_SLOW)
+ALL_ROWS = (*SATURATED_ROWS, SL_SERIAL)  # the order of the report's table
 
 
 def endpoint(row: Row) -> str:
-    return {None: "bench-plain", "fast": "bench-fast", "slow": "bench-slow"}[row.shadow]
+    return "bench-plain" if row.shadow is None else f"bench-{row.shadow}"
+
+
+def capacity_rps(shadow: str) -> float | None:
+    """Requests per second the shadow model server can answer at most (None: no such limit)."""
+    return 1000.0 / SERIAL_SHADOW_MS if shadow == "serial" else None
 
 
 @dataclass(frozen=True)
@@ -47,7 +67,7 @@ class Lab:
     """Everything started for the run: ports, and pids whose CPU time is accounted."""
 
     cores: Cores
-    model_ports: dict[str, int]  # "production", "fast", "slow"
+    model_ports: dict[str, int]  # "production" and SHADOWS
     model_pids: dict[str, int]
     shadowlab_port: int
     shadowlab_pid: int
@@ -71,29 +91,34 @@ class Lab:
     def all_pids(self) -> list[int]:
         return [*self.model_pids.values(), self.shadowlab_pid, self.nginx_pid]
 
-    def model_count(self, name: str) -> int:
-        """Invocations the model server `name` has answered since it started."""
+    def model_counts(self, name: str) -> dict[str, int]:
+        """What the model server `name` did since it started: invocations (received), served
+        (answered 200), expired and abandoned (serial mode: skipped before their turn)."""
         url = f"http://127.0.0.1:{self.model_ports[name]}/count"
         with urllib.request.urlopen(url, timeout=5) as r:
-            return int(json.load(r)["invocations"])
+            return {k: int(v) for k, v in json.load(r).items()}
 
 
 def start_lab(
     supervisor: Supervisor, work_dir: Path, cores: Cores, shadowlab_env: dict[str, str]
 ) -> Lab:
-    ports = {name: free_port() for name in ("production", "fast", "slow")}
-    delays = {"production": 0.0, "fast": 0.0, "slow": SLOW_SHADOW_MS}
+    ports = {name: free_port() for name in ("production", *SHADOWS)}
+    modes = {
+        "production": [],
+        "fast": [],
+        "slow": ["--delay-ms", str(SLOW_SHADOW_MS)],
+        "serial": ["--serial-ms", str(SERIAL_SHADOW_MS)],
+    }
     pids = {}
     for name, port in ports.items():
-        argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
-        argv += ["--delay-ms", str(delays[name])]
+        argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port), *modes[name]]
         # Model servers share the load generator's core: the proxy under test owns the other.
         pids[name] = supervisor.start(f"model-{name}", argv, cpus=cores.load, port=port).pid
     sl_proc, sl_port = shadowlabctl.start_shadowlab(
         supervisor, str(work_dir / "shadowlab"), cpus=cores.server, env=shadowlab_env
     )
     shadowlabctl.create_endpoints(
-        sl_port, production=ports["production"], fast=ports["fast"], slow=ports["slow"]
+        sl_port, production=ports["production"], shadows={s: ports[s] for s in SHADOWS}
     )
     ng_proc, ng_port = nginxproxy.start_nginx(
         supervisor,

@@ -6,8 +6,9 @@ Besides wrk's req/s and percentiles, each row records:
   not the proxy, limits the row);
 - other CPU: cores used by processes that are not part of this benchmark. The machine is
   shared; a row measured while something else ran is flagged rather than silently believed;
-- copies delivered: what the shadow model server itself counted, over production requests
-  (the same count for nginx and shadowlab), plus shadowlab's own mirror counters.
+- copies delivered: the copies the shadow model server itself answered, over production
+  requests (the same count for nginx and shadowlab), plus shadowlab's own mirror counters and
+  the shadow's admission limit at the end of the row.
 """
 
 from __future__ import annotations
@@ -45,8 +46,18 @@ class Measurement:
     server_cpu: float  # cores
     load_cpu: float | None  # fraction of the load core busy
     other_cpu: float  # cores used by processes outside the benchmark
-    delivered: float | None  # shadow copies that arrived / production requests
+    delivered: float | None  # copies the shadow server answered / production requests
     mirror: dict[str, int] | None  # shadowlab's mirror counters for the row (deltas)
+    shadow_counts: dict[str, int] | None  # the shadow server's /count for the row (deltas)
+    production_requests: int  # counted by the production model server
+    limit: int | None  # shadowlab's admission limit for the row's shadow once the row settled
+
+    @property
+    def stats_delivered(self) -> float | None:
+        """Copies completed / requests eligible for a copy, by shadowlab's own counters."""
+        if self.mirror is None or not self.mirror.get("eligible"):
+            return None
+        return self.mirror.get("completed", 0) / self.mirror["eligible"]
 
 
 def _proc_stat_busy(cpu: str) -> float:
@@ -101,24 +112,31 @@ def wait_for_quiet(lab: Lab, budget_s: float, threshold: float) -> float:
     return time.monotonic() - started
 
 
-def _settle(lab: Lab, row: Row, before: dict[str, int]) -> dict[str, int] | None:
-    """Wait until a row's shadow copies are done; shadowlab's mirror counter deltas for it."""
+_NOT_COUNTERS = ("in_flight", "limit")  # integers in the stats that are levels, not counts
+
+
+def _settle(lab: Lab, row: Row, before: dict[str, int]) -> tuple[dict[str, int] | None, int | None]:
+    """Wait until a row's shadow copies are done: shadowlab's mirror counter deltas for it, and
+    the shadow's admission limit then."""
     if row.shadow is None:
-        return None
+        return None, None
     if row.proxy != "shadowlab":
         time.sleep(0.3)  # nginx's mirror subrequests end with their client connections
-        return None
+        return None, None
     deadline = time.monotonic() + 5.0  # longer than the mirror's 2 s copy timeout
     while True:
         after = shadowlabctl.shadow_counters(shadowlabctl.stats(lab.shadowlab_port), endpoint(row))
         if after.get("in_flight", 0) == 0 or time.monotonic() > deadline:
-            return {k: after.get(k, 0) - before.get(k, 0) for k in after if k != "in_flight"}
+            deltas = {
+                k: after.get(k, 0) - before.get(k, 0) for k in after if k not in _NOT_COUNTERS
+            }
+            return deltas, after.get("limit")
         time.sleep(0.05)
 
 
 def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -> Measurement:
-    production0 = lab.model_count("production")
-    shadow0 = lab.model_count(row.shadow) if row.shadow else 0
+    production0 = lab.model_counts("production")["invocations"]
+    shadow0 = lab.model_counts(row.shadow) if row.shadow else {}
     mirror0: dict[str, int] = {}
     if row.proxy == "shadowlab" and row.shadow:
         mirror0 = shadowlabctl.shadow_counters(
@@ -141,12 +159,24 @@ def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -
     finally:
         if row.proxy is None:
             set_affinity(pid, lab.cores.load)
-    mirror = _settle(lab, row, mirror0)
-    delivered = None
+    mirror, limit = _settle(lab, row, mirror0)
+    production = lab.model_counts("production")["invocations"] - production0
+    delivered = shadow_counts = None
     if row.shadow:
-        production = lab.model_count("production") - production0
-        arrived = lab.model_count(row.shadow) - shadow0
-        delivered = arrived / production if production else None
+        shadow1 = lab.model_counts(row.shadow)
+        shadow_counts = {k: v - shadow0.get(k, 0) for k, v in shadow1.items()}
+        delivered = shadow_counts["served"] / production if production else None
     return Measurement(
-        row, phase, round_no, result, server_cpu, load_cpu, other_cpu, delivered, mirror
+        row,
+        phase,
+        round_no,
+        result,
+        server_cpu,
+        load_cpu,
+        other_cpu,
+        delivered,
+        mirror,
+        shadow_counts,
+        production,
+        limit,
     )

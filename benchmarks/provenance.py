@@ -49,7 +49,7 @@ def _command(*argv: str) -> str:
 
 
 def machine_notes(
-    cores: Cores, args: argparse.Namespace, revision: str | None, pace_ms: int
+    cores: Cores, args: argparse.Namespace, revision: str | None, pace_ms: int, serial_ms: float
 ) -> list[str]:
     cpu_model = next(
         (
@@ -86,7 +86,10 @@ def machine_notes(
         f"0 to {2 * pace_ms} ms pause); 1 connection for {args.single_duration:g} s; "
         f"{args.rounds} interleaved rounds, ranges over rounds; a {len(loadgen.BODY)}-byte "
         "JSON POST, echoed by the model server",
-        "shadowlab: one process, mirror in-flight limit "
+        f"shadows: fast (answers at once); 20 ms (each answer 20 ms later, any number at once); "
+        f"serial (one request at a time, {serial_ms:g} ms each: at most "
+        f"{1000 / serial_ms:.0f} req/s)",
+        "shadowlab: one process, adaptive admission limit per shadow capped at "
         f"{env.get('SHADOWLAB_MIRROR_MAX_IN_FLIGHT') or 1024}, copy timeout "
         f"{env.get('SHADOWLAB_MIRROR_TIMEOUT') or 2.0} s; nginx: 1 worker, upstream "
         'keep-alive, HTTP/1.1, `Connection ""`, keep-alive request limits lifted',

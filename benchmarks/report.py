@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lab import Row
+from lab import SERIAL_SHADOW_MS, Row, capacity_rps
 from loadgen import WrkResult
 from measure import Measurement
 
@@ -109,6 +109,11 @@ def _added(row: str) -> Combine:
     return lambda results: results[row].p50_ms - results["direct"].p50_ms
 
 
+def _serial_vs_direct(results: dict[str, WrkResult]) -> float:
+    """The serial shadow's time per request over production's round trip (direct, p50)."""
+    return SERIAL_SHADOW_MS / results["direct"].p50_ms
+
+
 # (name, phase, how, goal, at_least, unit); goal None: context for reading the goals.
 TARGETS: tuple[tuple[str, str, Combine, float | None, bool, str], ...] = (
     (
@@ -150,6 +155,24 @@ TARGETS: tuple[tuple[str, str, Combine, float | None, bool, str], ...] = (
         0.3,
         False,
         " ms",
+    ),
+    (
+        f"(context) p99 at equal paced load: shadowlab + serial {SERIAL_SHADOW_MS:g} ms shadow "
+        f"(capacity {1000 / SERIAL_SHADOW_MS:.0f} req/s) / no shadow",
+        "paced",
+        _ratio("shadowlab-serial", "shadowlab-plain", "p99"),
+        None,
+        False,
+        "x",
+    ),
+    (
+        f"(context) serial shadow's {SERIAL_SHADOW_MS:g} ms per request / production's round "
+        "trip (direct, 1 connection, p50)",
+        "single",
+        _serial_vs_direct,
+        None,
+        False,
+        "x",
     ),
     (
         "(context) p99 at saturation: shadowlab + 20 ms shadow / + fast shadow",
@@ -206,6 +229,67 @@ def targets_table(found: Sequence[Target]) -> str:
     return "\n".join(lines)
 
 
+def _capacity_share(m: Measurement) -> float | None:
+    """What the shadow could have answered in the row (capacity x duration) / requests."""
+    capacity = capacity_rps(m.row.shadow) if m.row.shadow else None
+    if capacity is None or not m.production_requests:
+        return None
+    return capacity * m.wrk.duration_s / m.production_requests
+
+
+COPIES_LEGEND = (
+    "Per shadowlab shadow row, ranges over rounds. requests: production requests (each is due "
+    "a copy: 100% sampling). sent, shed, timeouts, errors: shadowlab's mirror counters for the "
+    "row (shed: copies never run for lack of capacity, refused by admission or by the model "
+    "server). limit: the shadow's adaptive in-flight limit once the row's copies were done. "
+    "delivered (shadowlab): copies completed / requests eligible, from `GET /shadowlab/stats`. "
+    "delivered (shadow): copies the shadow model server answered / production requests. "
+    "expired: copies the serial shadow skipped because their `X-Shadowlab-Timeout-Ms` passed "
+    "before their turn. at capacity: the most the shadow could answer in the row (its capacity "
+    "x the row's duration) / production requests; delivered should come close to it. Copies "
+    "still queued at the shadow when the load stops are answered after the row and counted, "
+    "so delivered can exceed it by up to the in-flight limit in copies."
+)
+
+
+def _counts(values: Sequence[int | None]) -> str:
+    return _span([float(v) for v in values if v is not None], "{:.0f}")
+
+
+def _shares(values: Sequence[float | None]) -> str:
+    return _span([v * 100 for v in values if v is not None], "{:.1f}%")
+
+
+def copies_table(measurements: Sequence[Measurement], rows: Sequence[Row]) -> str:
+    """One line per (phase, shadowlab shadow row): where the copies went, ranges over rounds."""
+    lines = [
+        "| path | load | requests | sent | shed | timeouts | errors | limit "
+        "| delivered (shadowlab) | delivered (shadow) | expired | at capacity |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    phases = list(dict.fromkeys(m.phase for m in measurements))
+    for phase in phases:
+        for row in rows:
+            ms = [m for m in measurements if m.row == row and m.phase == phase and m.mirror]
+            if not ms:
+                continue
+            mirrors = [m.mirror or {} for m in ms]
+            counters = " | ".join(
+                _counts([c.get(name, 0) for c in mirrors])
+                for name in ("sent", "shed", "timeouts", "errors")
+            )
+            lines.append(
+                f"| {row.label} | {phase.label} "
+                f"| {_counts([m.production_requests for m in ms])} | {counters} "
+                f"| {_counts([m.limit for m in ms])} "
+                f"| {_shares([m.stats_delivered for m in ms])} "
+                f"| {_shares([m.delivered for m in ms])} "
+                f"| {_counts([(m.shadow_counts or {}).get('expired', 0) for m in ms])} "
+                f"| {_shares([_capacity_share(m) for m in ms])} |"
+            )
+    return "\n".join(lines)
+
+
 def mirror_notes(measurements: Sequence[Measurement]) -> list[str]:
     """shadowlab's own mirror counters per shadow row: where copies that did not arrive went."""
     notes = []
@@ -213,9 +297,14 @@ def mirror_notes(measurements: Sequence[Measurement]) -> list[str]:
         if m.mirror is None:
             continue
         c = m.mirror
+        at_shadow = m.shadow_counts or {}
         notes.append(
-            f"round {m.round}, {m.phase.label}, {m.row.label}: sent {c.get('sent', 0)}, "
-            f"completed {c.get('completed', 0)}, dropped {c.get('dropped', 0)}, "
-            f"errors {c.get('errors', 0)}, timeouts {c.get('timeouts', 0)}"
+            f"round {m.round}, {m.phase.label}, {m.row.label}: requests {m.production_requests}; "
+            f"eligible {c.get('eligible', 0)}, sent {c.get('sent', 0)}, "
+            f"completed {c.get('completed', 0)}, shed {c.get('shed', 0)}, "
+            f"dropped {c.get('dropped', 0)}, errors {c.get('errors', 0)}, "
+            f"timeouts {c.get('timeouts', 0)}, limit at end {m.limit}; at the shadow: "
+            f"received {at_shadow.get('invocations', 0)}, served {at_shadow.get('served', 0)}, "
+            f"expired {at_shadow.get('expired', 0)}, abandoned {at_shadow.get('abandoned', 0)}"
         )
     return notes

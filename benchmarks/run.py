@@ -4,8 +4,10 @@ Phases, each row once per round:
 - saturated, 32 keep-alive connections: direct to the production model server; shadowlab with
   no shadow, a 100% shadow to a fast model server, a 100% shadow to a 20 ms model server;
   nginx as a keep-alive proxy, with `mirror` to the fast shadow, with `mirror` to the 20 ms one;
-- paced, 32 connections at a few thousand req/s: shadowlab with no shadow and with the 20 ms
-  shadow, to compare production p99 at equal load;
+- paced, 32 connections at a few thousand req/s: shadowlab with no shadow, with the 20 ms
+  shadow, and with the serial shadow (one request at a time, 1 ms each: 1000 req/s, a fifth
+  to a quarter of the offered load), to compare production p99 at equal load and to see how
+  much of its share a shadow slower than its offered load gets;
 - single, 1 connection: direct, shadowlab, nginx, for the latency each proxy adds.
 shadowlab and nginx rows run side by side, their order alternating by round, so every ratio
 compares rows measured seconds apart. The report goes to stdout and
@@ -29,7 +31,10 @@ from lab import (
     ALL_ROWS,
     DIRECT,
     NGINX_PLAIN,
+    SATURATED_ROWS,
+    SERIAL_SHADOW_MS,
     SL_PLAIN,
+    SL_SERIAL,
     SL_SLOW,
     Lab,
     Row,
@@ -51,29 +56,49 @@ def phases(args: argparse.Namespace, work_dir: Path) -> list[Phase]:
     post = loadgen.write_script(work_dir)
     paced = loadgen.write_script(work_dir, PACE_MS)
     c = args.connections
+    # Paced: the no-shadow row between the two shadow rows, so each is compared with a
+    # neighbour; the order reverses in even rounds.
+    paced_rows = (SL_SLOW, SL_PLAIN, SL_SERIAL)
     return [
-        Phase("saturated", str(c), c, args.duration, ALL_ROWS, post),
-        Phase("paced", f"{c}, paced", c, args.paced_duration, (SL_PLAIN, SL_SLOW), paced),
+        Phase("saturated", str(c), c, args.duration, SATURATED_ROWS, post),
+        Phase("paced", f"{c}, paced", c, args.paced_duration, paced_rows, paced),
         Phase("single", "1", 1, args.single_duration, (DIRECT, SL_PLAIN, NGINX_PLAIN), post),
     ]
 
 
 def round_order(rows: tuple[Row, ...], round_no: int) -> list[Row]:
-    """Rows in (shadowlab, nginx) pairs; even rounds put nginx first, so drift favours neither."""
+    """Rows in (shadowlab, nginx) pairs; even rounds put nginx first, so drift favours neither.
+    A phase of shadowlab rows only runs in reverse order in even rounds."""
     ordered = list(rows)
     if round_no % 2 == 0:
+        if all(row.proxy == "shadowlab" for row in ordered):
+            return ordered[::-1]
         for i in range(len(ordered) - 1):
             if ordered[i].proxy == "shadowlab" and ordered[i + 1].proxy == "nginx":
                 ordered[i], ordered[i + 1] = ordered[i + 1], ordered[i]
     return ordered
 
 
+def warm_up(lab: Lab, plan: list[Phase]) -> None:
+    """One second per row, in the first phase that has it: connections, pools, caches, and the
+    shadow's admission limit adapted to that phase's load. Not recorded."""
+    warmed: set[Row] = set()
+    for phase in plan:
+        for row in phase.rows:
+            if row in warmed:
+                continue
+            warmed.add(row)
+            loadgen.run_wrk(
+                lab.url(row),
+                script=phase.script,
+                connections=phase.connections,
+                duration_s=1,
+                cpus=None,
+            )
+
+
 def run_rounds(lab: Lab, plan: list[Phase], rounds: int) -> list[Measurement]:
-    warm = plan[0]
-    for row in warm.rows:  # warm-up: connections, pools, caches; not recorded
-        loadgen.run_wrk(
-            lab.url(row), script=warm.script, connections=warm.connections, duration_s=1, cpus=None
-        )
+    warm_up(lab, plan)
     log = RESULTS / "logs" / "wrk.log"
     measurements = []
     quiet_budget = QUIET_BUDGET_S
@@ -108,7 +133,13 @@ def render(measurements: list[Measurement], notes: list[str]) -> str:
         "load CPU: how busy the core of wrk and the model servers was (near 100%: the load "
         "side limits the row). other CPU: processes outside this benchmark; ⚠ marks rows "
         f"where they used over {report.NOISY_OTHER_CPU:.0%} of a core. copies delivered: "
-        "counted by the shadow model server itself, over production requests.",
+        "copies the shadow model server itself answered, over production requests.",
+        "",
+        "## Shadow copies",
+        "",
+        report.copies_table(measurements, ALL_ROWS),
+        "",
+        report.COPIES_LEGEND,
         "",
         "## Ratios",
         "",
@@ -173,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print("starting model servers, shadowlab and nginx ...", flush=True)
         lab = start_lab(supervisor, Path(tmp), cores, env)
         measurements = run_rounds(lab, phases(args, Path(tmp)), args.rounds)
-    notes = provenance.machine_notes(cores, args, revision, PACE_MS)
+    notes = provenance.machine_notes(cores, args, revision, PACE_MS, SERIAL_SHADOW_MS)
     text = render(measurements, notes)
     (RESULTS / "latest.md").write_text(text)
     print()

@@ -1,11 +1,12 @@
-"""shadowlab under test: `shadowlab serve`, three endpoints over the benchmark's model servers.
+"""shadowlab under test: `shadowlab serve`, four endpoints over the benchmark's model servers.
 
 The endpoints are wired with boto3 exactly as a user would, each variant's container naming an
 already-running model server (`SHADOWLAB_UPSTREAM_URL`), so no worker process is started and
 shadowlab and nginx forward to the very same servers:
 - `bench-plain`: production only;
 - `bench-fast`: production plus a shadow at 100% sampling to the fast shadow server;
-- `bench-slow`: the same with the 20 ms shadow.
+- `bench-slow`: the same with the 20 ms shadow;
+- `bench-serial`: the same with the serial shadow (one request at a time, 1 ms each).
 A shadow's sampling share is its weight over the production weight, so equal weights mean 100%.
 """
 
@@ -22,7 +23,6 @@ from processes import Supervisor, free_port
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
 INSTANCE = "ml.m5.large"
-ENDPOINTS = ("bench-plain", "bench-fast", "bench-slow")
 
 
 def start_shadowlab(
@@ -75,10 +75,11 @@ def _variant(name: str, model: str) -> dict[str, Any]:
     }
 
 
-def create_endpoints(port: int, *, production: int, fast: int, slow: int) -> None:
-    """Create the three endpoints and wait until all are InService."""
+def create_endpoints(port: int, *, production: int, shadows: dict[str, int]) -> None:
+    """Create `bench-plain`, and `bench-<name>` for each shadow model server `name` -> port;
+    wait until all are InService."""
     sm = _client(port)
-    for model, upstream in (("prod", production), ("fast", fast), ("slow", slow)):
+    for model, upstream in (("prod", production), *shadows.items()):
         sm.create_model(
             ModelName=model,
             ExecutionRoleArn=ROLE,
@@ -87,8 +88,9 @@ def create_endpoints(port: int, *, production: int, fast: int, slow: int) -> Non
                 "Environment": {"SHADOWLAB_UPSTREAM_URL": f"http://127.0.0.1:{upstream}"},
             },
         )
-    shadows = {"bench-plain": None, "bench-fast": "fast", "bench-slow": "slow"}
-    for endpoint, shadow in shadows.items():
+    endpoints: dict[str, str | None] = {"bench-plain": None}
+    endpoints.update({f"bench-{name}": name for name in shadows})
+    for endpoint, shadow in endpoints.items():
         config: dict[str, Any] = {
             "EndpointConfigName": endpoint,
             "ProductionVariants": [_variant("production", "prod")],
@@ -98,7 +100,7 @@ def create_endpoints(port: int, *, production: int, fast: int, slow: int) -> Non
         sm.create_endpoint_config(**config)
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
     deadline = time.monotonic() + 60
-    pending = set(shadows)
+    pending = set(endpoints)
     while pending:
         for endpoint in sorted(pending):
             described = sm.describe_endpoint(EndpointName=endpoint)

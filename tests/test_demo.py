@@ -8,22 +8,29 @@ from pathlib import Path
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "shadowlab.demo", "--requests", "60", "--data-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    command = [sys.executable, "-m", "shadowlab.demo", "--requests", "400"]
+    command += ["--data-dir", str(tmp_path), "--no-minute-wait"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "experiment is Running" in out
-    assert "answered by {'production': 60}" in out
-    # What the shadow could not take is shed and counted; every copy is accounted for.
-    line = next(x for x in out.splitlines() if x.strip().startswith("candidate: sampled 60,"))
+    assert out.count("is Running") == 2
+    assert "answered by {'production': 400}" in out
+    # What the slow forest could not take is shed and counted; every copy is accounted for.
+    forest = out[out.index("Shadow test of candidate-forest") : out.index("6. Shadow test")]
+    line = next(x for x in forest.splitlines() if x.strip().startswith("shadow copies:"))
     counts = dict(part.strip().rsplit(" ", 1) for part in line.split(":", 1)[1].split(","))
-    counts = {key: int(value) for key, value in counts.items()}
-    assert counts["completed"] > 0 and counts["errors"] == counts["timeouts"] == 0, line
-    assert sum(counts[k] for k in ("completed", "shed", "errors", "timeouts", "dropped")) == 60
-    assert "delivered share" in out
-    assert "the endpoint now answers from 'candidate'" in out
+    numbers = {key: int(value) for key, value in counts.items()}
+    assert numbers["sampled"] == 400 and numbers["errors"] == numbers["timeouts"] == 0, line
+    settled = ("completed", "shed", "errors", "timeouts", "dropped")
+    assert sum(numbers[k] for k in settled) == 400, line
+    # The forest disagrees with production on ~4% of requests: the verdict stops it ...
+    assert "Not promoted automatically: verdict fail" in forest
+    assert "[FAIL] agreement" in forest
+    # ... and lets the retrained model through, which then serves production.
+    retrained = out[out.index("6. Shadow test") :]
+    assert "Promoted automatically: verdict pass" in retrained, retrained
+    assert "VERDICT: PASS" in retrained
+    assert "The endpoint now answers from 'candidate-retrained'" in out
+    for name in ("candidate-forest", "candidate-retrained"):
+        html = (tmp_path / f"report-{name}.html").read_text()
+        assert html.startswith("<!DOCTYPE html>") and "<svg" in html

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from shadowlab.controlplane.asgi import DataPlaneStats, MetricsSources, create_control_plane_app
+from shadowlab.controlplane.asgi import (
+    ComparisonSources,
+    DataPlaneStats,
+    MetricsSources,
+    create_control_plane_app,
+)
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.controlplane.operations import operation_table
 from shadowlab.metrics.query import metrics_json
@@ -87,11 +92,14 @@ class Application:
         self.metrics.query = lambda region, endpoint, start, end: metrics_json(
             self.store, region, endpoint, start, end
         )
+        # Comparisons read captures too, which the server (server.py) writes.
+        self.comparisons = ComparisonSources()
         self.asgi_app: Starlette = create_control_plane_app(
             self.handler,
             ready=lambda: self._ready,
             stats=self.stats,
             metrics=self.metrics,
+            comparisons=self.comparisons,
             default_region=settings.default_region,
         )
 

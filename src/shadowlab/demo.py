@@ -1,9 +1,12 @@
 """`make demo`: shadowlab end to end on embedded defaults, with real models.
 
-Trains two scikit-learn classifiers on a dataset that ships with scikit-learn, packages each as
-a SageMaker `model.tar.gz` with an `inference.py`, starts `shadowlab serve`, and drives it with
-boto3 exactly as one drives SageMaker: models, endpoint config, endpoint, a shadow-mode inference
-experiment, live invocations, and the stop that promotes the candidate.
+Trains a production model and two candidates on data that ships with scikit-learn
+(`demo_models`), starts `shadowlab serve`, and drives it with boto3 exactly as one drives
+SageMaker. Each candidate gets a shadow test: an inference experiment capturing production and
+shadow traffic, tagged to be promoted automatically if the verdict passes. Live traffic flows,
+the test is ended (its schedule moved to now), and shadowlab compares the two variants request
+by request. The slow, disagreeing candidate is stopped by the verdict; the retrained one is
+promoted. The reports (terminal and HTML) come from `shadowlab report`.
 """
 
 from __future__ import annotations
@@ -15,85 +18,30 @@ import os
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-INFERENCE_PY = '''\
-"""SageMaker inference-toolkit handlers: JSON rows in, labels and probabilities out."""
-import json
-import os
-
-import joblib
-import numpy as np
-
-
-def model_fn(model_dir):
-    return joblib.load(os.path.join(model_dir, "model.joblib"))
-
-
-def input_fn(body, content_type):
-    if content_type != "application/json":
-        raise ValueError(f"unsupported content type {content_type}")
-    return np.asarray(json.loads(body)["instances"], dtype=float)
-
-
-def predict_fn(data, model):
-    return {"labels": model.predict(data).tolist(),
-            "probabilities": model.predict_proba(data).round(4).tolist()}
-
-
-def output_fn(prediction, accept):
-    return json.dumps(prediction), "application/json"
-'''
+from shadowlab import report
+from shadowlab.demo_models import TrainedModel, train_and_package
 
 ROLE = "arn:aws:iam::000000000000:role/ShadowlabDemo"
+CAPTURE_BUCKET = "demo-captures"
+# The team's guardrails for this endpoint, set on each experiment as tags (the API is SageMaker's).
+# The p99 limit is generous because here, unlike on SageMaker, the shadow's worker shares two
+# cores with production's, the server and the load: an identical model measures ~1.5x slower.
+GUARDRAIL_TAGS = [
+    {"Key": "shadowlab:auto-promote", "Value": "true"},
+    {"Key": "shadowlab:selector", "Value": "labels"},
+    {"Key": "shadowlab:max-p99-ratio", "Value": "2.5"},
+    {"Key": "shadowlab:min-agreement", "Value": "0.99"},
+]
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def package_models(object_store: Path) -> tuple[str, str, list[list[float]]]:
-    """Train production and candidate models; store them as s3://demo-models/<name>/model.tar.gz."""
-    import joblib
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    features, labels = load_breast_cancer(return_X_y=True)
-    train_x, test_x, train_y, test_y = train_test_split(features, labels, random_state=7)
-    models = {
-        "production": make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
-        "candidate": RandomForestClassifier(n_estimators=50, random_state=7),
-    }
-    for name, model in models.items():
-        model.fit(train_x, train_y)
-        accuracy = model.score(test_x, test_y)
-        _say(f"  trained {name:<10} {type(model).__name__:<22} held-out accuracy {accuracy:.3f}")
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        target = object_store / "demo-models" / name / "model.tar.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(target, "w:gz") as archive:
-            _add(archive, "model.joblib", buffer.getvalue())
-            _add(archive, "code/inference.py", INFERENCE_PY.encode())
-    return (
-        "s3://demo-models/production/model.tar.gz",
-        "s3://demo-models/candidate/model.tar.gz",
-        test_x.tolist(),
-    )
-
-
-def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    archive.addfile(info, io.BytesIO(data))
 
 
 def _free_port(preferred: int) -> int:
@@ -108,17 +56,13 @@ def _free_port(preferred: int) -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     log = (data_dir / "server.log").open("ab")
-    command = [
-        sys.executable,
-        "-m",
-        "shadowlab",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    env = {**os.environ, "SHADOWLAB_RECONCILE_INTERVAL": "0.2"}
+    command = [sys.executable, "-m", "shadowlab", "serve", "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    env = {
+        **os.environ,
+        "SHADOWLAB_RECONCILE_INTERVAL": "0.2",
+        "SHADOWLAB_CAPTURE_FILE_SECONDS": "2",  # captures in the store within seconds
+    }
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -134,8 +78,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def shadow_counters(url: str, endpoint: str, patience: float = 15.0) -> list[dict[str, Any]]:
-    """The mirror's counters once the copies still in flight have come back (or patience ran
-    out: a shadow slower than production lags behind it, which is the point of a shadow)."""
+    """The mirror's counters once the copies still in flight have come back."""
     deadline = time.monotonic() + patience
     while True:
         with urllib.request.urlopen(f"{url}/shadowlab/stats", timeout=5) as reply:
@@ -145,7 +88,7 @@ def shadow_counters(url: str, endpoint: str, patience: float = 15.0) -> list[dic
         time.sleep(0.2)
 
 
-def wait(describe: Any, key: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
+def wait(describe: Any, key: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         state: dict[str, Any] = describe()
@@ -156,88 +99,136 @@ def wait(describe: Any, key: str, wanted: str, timeout: float = 60) -> dict[str,
         time.sleep(0.2)
 
 
-def run(requests: int, data_dir: Path) -> None:
-    import boto3
+class Demo:
+    def __init__(self, url: str, data_dir: Path, rows: list[list[float]], suffix: str) -> None:
+        import boto3
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    _say("1. Training two models and packaging them as SageMaker model.tar.gz")
-    production_url, candidate_url, rows = package_models(data_dir / "s3")
-    port = _free_port(7070)
-    _say(f"2. Starting shadowlab serve on 127.0.0.1:{port} (data dir {data_dir})")
-    server = start_server(data_dir, port)
-    try:
-        url = f"http://127.0.0.1:{port}"
         creds = {
             "region_name": "us-east-1",
             "aws_access_key_id": "demo",
             "aws_secret_access_key": "demo",
             "endpoint_url": url,
         }
-        sm = boto3.client("sagemaker", **creds)
-        runtime = boto3.client("sagemaker-runtime", **creds)
-        suffix = time.strftime("%H%M%S")
-        endpoint = f"demo-endpoint-{suffix}"
-        _say("3. Creating models, endpoint config and endpoint with boto3")
-        for name, model_url in (("production", production_url), ("candidate", candidate_url)):
-            container = {"Image": "shadowlab/sklearn", "ModelDataUrl": model_url}
-            sm.create_model(
-                ModelName=f"demo-{name}-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer=container
-            )
-        sm.create_endpoint_config(
-            EndpointConfigName=f"demo-config-{suffix}",
-            ProductionVariants=[
-                {
-                    "VariantName": "production",
-                    "ModelName": f"demo-production-{suffix}",
-                    "InstanceType": "ml.m5.large",
-                    "InitialInstanceCount": 1,
-                }
-            ],
-        )
-        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"demo-config-{suffix}")
-        wait(lambda: sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus", "InService")
-        _say(f"   endpoint {endpoint} is InService")
+        self.sm = boto3.client("sagemaker", **creds)
+        self.runtime = boto3.client("sagemaker-runtime", **creds)
+        self.url = url
+        self.data_dir = data_dir
+        self.rows = rows
+        self.suffix = suffix
+        self.endpoint = f"demo-endpoint-{suffix}"
 
-        experiment = f"demo-shadow-test-{suffix}"
-        _say("4. Creating a shadow-mode inference experiment (100% of traffic mirrored)")
+    def model_name(self, model: TrainedModel) -> str:
+        return f"demo-{model.name}-{self.suffix}"
+
+    def create_endpoint(self, models: list[TrainedModel]) -> None:
+        for model in models:
+            container = {"Image": "shadowlab/sklearn", "ModelDataUrl": model.model_data_url}
+            self.sm.create_model(
+                ModelName=self.model_name(model), ExecutionRoleArn=ROLE, PrimaryContainer=container
+            )
+        config = f"demo-config-{self.suffix}"
+        variant = {
+            "VariantName": "production",
+            "ModelName": self.model_name(models[0]),
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+        }
+        self.sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[variant])
+        self.sm.create_endpoint(EndpointName=self.endpoint, EndpointConfigName=config)
+        wait(
+            lambda: self.sm.describe_endpoint(EndpointName=self.endpoint),
+            "EndpointStatus",
+            "InService",
+        )
+
+    def production_model(self) -> str:
+        config_name = self.sm.describe_endpoint(EndpointName=self.endpoint)["EndpointConfigName"]
+        config = self.sm.describe_endpoint_config(EndpointConfigName=config_name)
+        return str(config["ProductionVariants"][0]["ModelName"])
+
+    def shadow_test(self, step: int, candidate: TrainedModel, requests: int) -> str:
+        experiment = f"demo-{candidate.name}-{self.suffix}"
+        _say(
+            f"{step}. Shadow test of {candidate.name} ({candidate.kind}): 100% of traffic "
+            "mirrored, captured, auto-promote if the verdict passes"
+        )
         infra = {
             "InfrastructureType": "RealTimeInference",
             "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
         }
-        sm.create_inference_experiment(
+        self.sm.create_inference_experiment(
             Name=experiment,
             Type="ShadowMode",
             RoleArn=ROLE,
-            EndpointName=endpoint,
+            EndpointName=self.endpoint,
             ModelVariants=[
                 {
-                    "ModelName": f"demo-production-{suffix}",
+                    "ModelName": self.production_model(),
                     "VariantName": "production",
                     "InfrastructureConfig": infra,
                 },
                 {
-                    "ModelName": f"demo-candidate-{suffix}",
-                    "VariantName": "candidate",
+                    "ModelName": self.model_name(candidate),
+                    "VariantName": candidate.name,
                     "InfrastructureConfig": infra,
                 },
             ],
             ShadowModeConfig={
                 "SourceModelVariantName": "production",
                 "ShadowModelVariants": [
-                    {"ShadowModelVariantName": "candidate", "SamplingPercentage": 100}
+                    {"ShadowModelVariantName": candidate.name, "SamplingPercentage": 100}
                 ],
             },
+            DataStorageConfig={
+                "Destination": f"s3://{CAPTURE_BUCKET}/shadow-tests",
+                "ContentType": {"JsonContentTypes": ["application/json"]},
+            },
+            Tags=GUARDRAIL_TAGS,
         )
-        wait(lambda: sm.describe_inference_experiment(Name=experiment), "Status", "Running")
-        _say("   experiment is Running")
+        described = wait(
+            lambda: self.sm.describe_inference_experiment(Name=experiment), "Status", "Running"
+        )
+        _say(f"   experiment {experiment} is Running")
+        self.traffic(requests)
+        for shadow in shadow_counters(self.url, self.endpoint):
+            if shadow["shadow"] != candidate.name:
+                continue
+            _say(
+                f"   shadow copies: sampled {shadow['sampled']}, completed {shadow['completed']}, "
+                f"shed {shadow['shed']}, errors {shadow['errors']}, "
+                f"timeouts {shadow['timeouts']}, dropped {shadow['dropped']}"
+            )
+            share = shadow["effective_sampling_percentage"]
+            why = (
+                f" (the rest shed: the candidate's capacity, admission limit {shadow['limit']})"
+                if shadow["shed"]
+                else ""
+            )
+            _say(f"   delivered share {share:.1f}% of requests{why}")
+        # End the test now: move its EndTime, as UpdateInferenceExperiment allows while Running.
+        start = described["Schedule"]["StartTime"]
+        self.sm.update_inference_experiment(
+            Name=experiment,
+            Schedule={"StartTime": start, "EndTime": datetime.now(UTC) + timedelta(seconds=2)},
+        )
+        final = wait(
+            lambda: self.sm.describe_inference_experiment(Name=experiment), "Status", "Completed"
+        )
+        wait(
+            lambda: self.sm.describe_endpoint(EndpointName=self.endpoint),
+            "EndpointStatus",
+            "InService",
+        )
+        _say(f"   experiment Completed: {final.get('StatusReason', '')}")
+        return experiment
 
-        _say(f"5. Sending {requests} invocations through sagemaker-runtime")
+    def traffic(self, requests: int) -> None:
         started = time.perf_counter()
         variants: dict[str, int] = {}
         for i in range(requests):
-            row = rows[i % len(rows)]
-            response = runtime.invoke_endpoint(
-                EndpointName=endpoint,
+            row = self.rows[i % len(self.rows)]
+            response = self.runtime.invoke_endpoint(
+                EndpointName=self.endpoint,
                 ContentType="application/json",
                 Accept="application/json",
                 Body=json.dumps({"instances": [row]}),
@@ -248,47 +239,69 @@ def run(requests: int, data_dir: Path) -> None:
             if (i + 1) % max(1, requests // 10) == 0:
                 bar = "#" * ((i + 1) * 30 // requests)
                 print(f"\r   [{bar:<30}] {i + 1}/{requests}", end="", flush=True)
-        elapsed = time.perf_counter() - started
         print(flush=True)
+        elapsed = time.perf_counter() - started
         _say(f"   {requests} requests in {elapsed:.1f}s; answered by {variants}")
-        _say("   shadow copies (GET /shadowlab/stats):")
-        for shadow in shadow_counters(url, endpoint):
-            _say(
-                f"     {shadow['shadow']}: sampled {shadow['sampled']}, "
-                f"completed {shadow['completed']}, shed {shadow['shed']}, "
-                f"errors {shadow['errors']}, timeouts {shadow['timeouts']}, "
-                f"dropped {shadow['dropped']}"
-            )
-            _say(
-                f"     delivered share {shadow['effective_sampling_percentage']:.1f}% of requests "
-                f"(the rest shed: the shadow's capacity, admission limit {shadow['limit']})"
-                if shadow["shed"]
-                else f"     delivered share {shadow['effective_sampling_percentage']:.1f}% "
-                "of requests"
-            )
 
-        _say("6. Stopping the experiment and promoting the candidate")
-        sm.stop_inference_experiment(
-            Name=experiment,
-            ModelVariantActions={"production": "Remove", "candidate": "Promote"},
-            DesiredState="Completed",
-            Reason="demo: candidate promoted",
+    def report(self, experiment: str, html: Path) -> int:
+        parser = argparse.ArgumentParser()
+        report.add_parser(parser.add_subparsers())
+        args = parser.parse_args(
+            [
+                "report",
+                experiment,
+                "--endpoint-url",
+                self.url,
+                "--data-dir",
+                str(self.data_dir),
+                "--html",
+                str(html),
+                "--quiet",
+            ]
         )
-        final = wait(
-            lambda: sm.describe_inference_experiment(Name=experiment), "Status", "Completed"
-        )
-        wait(lambda: sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus", "InService")
-        response = runtime.invoke_endpoint(
-            EndpointName=endpoint,
+        text = io.StringIO()
+        code = report.run(args, out=text)
+        _say("   " + text.getvalue().rstrip().replace("\n", "\n   "))
+        return code
+
+
+def run(requests: int, data_dir: Path, separate_minutes: bool = True) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _say("1. Training a production model and two candidates, packaged as SageMaker model.tar.gz")
+    models, rows = train_and_package(data_dir / "s3")
+    for model in models:
+        _say(f"   {model.name:<20} {model.kind:<24} held-out accuracy {model.accuracy:.3f}")
+    port = _free_port(7070)
+    _say(f"2. Starting shadowlab serve on 127.0.0.1:{port} (data dir {data_dir})")
+    server = start_server(data_dir, port)
+    try:
+        demo = Demo(f"http://127.0.0.1:{port}", data_dir, rows, time.strftime("%H%M%S"))
+        _say("3. Creating the models, an endpoint config and the endpoint with boto3")
+        demo.create_endpoint(models)
+        _say(f"   endpoint {demo.endpoint} is InService, answering from 'production'")
+        step = 4
+        for n, candidate in enumerate(models[1:]):
+            if n and separate_minutes:
+                # Metrics have SageMaker's one-minute resolution: start the next test in a new
+                # minute so that its report does not count the previous test's traffic.
+                pause = 60 - time.time() % 60 + 0.5
+                _say(f"   (waiting {pause:.0f}s for a new minute: metrics are kept per minute)")
+                time.sleep(pause)
+            experiment = demo.shadow_test(step, candidate, requests)
+            html = data_dir / f"report-{candidate.name}.html"
+            _say(f"{step + 1}. shadowlab report {experiment}")
+            demo.report(experiment, html)
+            step += 2
+        answer = demo.runtime.invoke_endpoint(
+            EndpointName=demo.endpoint,
             ContentType="application/json",
             Body=json.dumps({"instances": [rows[0]]}),
         )
         _say(
-            f"   experiment {final['Status']}; the endpoint now answers from "
-            f"'{response['InvokedProductionVariant']}'"
+            f"Done. The endpoint now answers from '{answer['InvokedProductionVariant']}'. "
+            f"Server log: {data_dir / 'server.log'}"
         )
-        sm.delete_endpoint(EndpointName=endpoint)
-        _say(f"Done. Server log: {data_dir / 'server.log'}")
+        demo.sm.delete_endpoint(EndpointName=demo.endpoint)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -296,10 +309,15 @@ def run(requests: int, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shadowlab.demo")
-    parser.add_argument("--requests", type=int, default=int(os.environ.get("DEMO_REQUESTS", 2000)))
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("DEMO_REQUESTS", 1500)))
     parser.add_argument("--data-dir", type=Path, default=Path(".shadowlab/demo"))
+    parser.add_argument(
+        "--no-minute-wait",
+        action="store_true",
+        help="start the second shadow test at once (its report then shares a minute of metrics)",
+    )
     args = parser.parse_args(argv)
-    run(args.requests, args.data_dir)
+    run(args.requests, args.data_dir, separate_minutes=not args.no_minute_wait)
     return 0
 
 

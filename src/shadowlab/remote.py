@@ -51,3 +51,19 @@ def get_json(endpoint_url: str, path: str, query: dict[str, str]) -> Any:
         raise RemoteError(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise RemoteError(f"cannot reach the shadowlab server at {endpoint_url}: {exc}") from None
+
+
+def sync_captures(endpoint_url: str) -> None:
+    """Ask the server to store what it has captured so far (open files sealed), so that a
+    report on a running experiment sees every request; a server that captures nothing says
+    404, which is fine."""
+    url = f"{endpoint_url.rstrip('/')}/shadowlab/capture/sync"
+    request = urllib.request.Request(url, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise RemoteError(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RemoteError(f"cannot reach the shadowlab server at {endpoint_url}: {exc}") from None

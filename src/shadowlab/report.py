@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from shadowlab.analysis import FAIL, PASS, CompareOptions, render_html, render_text
 from shadowlab.analysis.selector import SelectorError
-from shadowlab.remote import RemoteError, client, get_json, open_store
+from shadowlab.remote import RemoteError, client, get_json, open_store, sync_captures
 from shadowlab.reporting import ReportError, compare_experiment, window
 from shadowlab.settings import Settings
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     try:
         experiment, endpoint, tags = _describe(args.experiment, args.endpoint_url, args.region)
         start, end = window(experiment)
+        sync_captures(args.endpoint_url)
         metrics = get_json(
             args.endpoint_url,
             "/shadowlab/metrics/query",

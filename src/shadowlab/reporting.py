@@ -42,7 +42,7 @@ TAG_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-class ReportError(Exception):
+class ReportError(ValueError):
     """The comparison cannot be made as asked; the message says why."""
 
 

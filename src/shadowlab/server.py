@@ -24,6 +24,7 @@ from shadowlab.capture import (
     S3ObjectStore,
     WriterOptions,
 )
+from shadowlab.comparisons import Comparer
 from shadowlab.dataplane import DataPlaneServer, MirrorSettings, RoutingTable
 from shadowlab.metrics import Exposition, MetricsAggregator, MetricsService, new_replica_id
 from shadowlab.process_hosting import ProcessHosting
@@ -74,8 +75,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         hosting = ImmediateHosting()
     app = await asyncio.to_thread(Application, settings, hosting)
     # Capture starts before traffic: it first recovers what a killed predecessor left spooled.
+    capture_store = _capture_store(settings)
     capture = CaptureWriter(
-        _capture_store(settings),
+        capture_store,
         settings.data_dir / "capture-spool",
         WriterOptions(max_file_age=settings.capture_file_seconds),
     )
@@ -98,6 +100,22 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     )
     exposition = Exposition(aggregator)
     app.metrics.exposition, app.metrics.content_type = exposition.render, exposition.content_type
+    app.metrics.refresh = metrics.flush
+
+    def make_current() -> None:  # from a worker thread: the metrics live on the loop
+        asyncio.run_coroutine_threadsafe(metrics.flush(), loop).result(timeout=30)
+        capture.sync()
+
+    comparer = Comparer(
+        app.store,
+        app.services.experiments,
+        app.services.endpoints,
+        capture_store,
+        settings.account_id,
+        make_current,
+    )
+    app.comparisons.compare, app.comparisons.sync_capture = comparer.as_json, capture.sync
+    app.reconciler.experiments.judge = comparer.judge  # automatic promotion at an end
     app.stats.capture = capture.stats
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
     app.stats.instances = server.instance_stats

@@ -7,7 +7,7 @@ runs in a worker thread so the event loop that also carries invocations never bl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shadowlab.controlplane.handler import ControlPlaneHandler
+from shadowlab.errors import ServiceError
 
 StatsSource = Callable[[], Mapping[tuple[str, str], Mapping[str, object]]]
 
@@ -61,6 +62,17 @@ class MetricsSources:
         self.exposition: Callable[[], bytes] | None = None
         self.content_type = "text/plain; version=0.0.4; charset=utf-8"
         self.query: MetricsQuery | None = None
+        # Awaited before a query: stores what the last seconds counted (see MetricsService).
+        self.refresh: Callable[[], Awaitable[object]] | None = None
+
+
+class ComparisonSources:
+    """Where `/shadowlab/experiments/{name}/comparison` and `/shadowlab/capture/sync` work;
+    both block (store reads, uploads) and run in a worker thread."""
+
+    def __init__(self) -> None:
+        self.compare: Callable[[str, str], dict[str, Any]] | None = None
+        self.sync_capture: Callable[[], bool] | None = None
 
 
 def create_control_plane_app(
@@ -69,6 +81,7 @@ def create_control_plane_app(
     ready: Callable[[], bool] = lambda: True,
     stats: DataPlaneStats | None = None,
     metrics: MetricsSources | None = None,
+    comparisons: ComparisonSources | None = None,
     default_region: str = "us-east-1",
 ) -> Starlette:
     async def aws_json(request: Request) -> Response:
@@ -113,8 +126,32 @@ def create_control_plane_app(
         if end <= start:
             return _bad_request("end must be after start")
         region = params.get("region") or default_region
+        if metrics.refresh is not None:
+            await metrics.refresh()
         answer = await run_in_threadpool(metrics.query, region, endpoint, start, end)
         return JSONResponse(answer)
+
+    async def comparison(request: Request) -> Response:
+        # The same data as `shadowlab report --json`: figures, agreement and the verdict.
+        if comparisons is None or comparisons.compare is None:
+            return JSONResponse({"error": "comparisons are not made here"}, status_code=404)
+        name = request.path_params["name"]
+        region = request.query_params.get("region") or default_region
+        try:
+            answer = await run_in_threadpool(comparisons.compare, region, name)
+        except ServiceError as exc:
+            status = 404 if exc.code == "ResourceNotFound" else 400
+            return JSONResponse({"error": exc.message, "code": exc.code}, status_code=status)
+        except ValueError as exc:  # a tag that sets an option wrongly, a bad selector
+            return _bad_request(str(exc))
+        return JSONResponse(answer)
+
+    async def capture_sync(request: Request) -> Response:
+        # Seal open capture files and wait until they are stored: readers see everything.
+        if comparisons is None or comparisons.sync_capture is None:
+            return JSONResponse({"error": "nothing is captured here"}, status_code=404)
+        complete = await run_in_threadpool(comparisons.sync_capture)
+        return JSONResponse({"complete": complete}, status_code=200 if complete else 503)
 
     return Starlette(
         routes=[
@@ -123,6 +160,8 @@ def create_control_plane_app(
             Route("/shadowlab/stats", data_plane_stats, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             Route("/shadowlab/metrics/query", metrics_query, methods=["GET"]),
+            Route("/shadowlab/experiments/{name}/comparison", comparison, methods=["GET"]),
+            Route("/shadowlab/capture/sync", capture_sync, methods=["POST"]),
         ]
     )
 

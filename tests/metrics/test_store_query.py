@@ -26,6 +26,18 @@ T = M * 60.0
 WINDOW = (datetime.fromtimestamp(T - 3600, UTC), datetime.fromtimestamp(T + 3600, UTC))
 
 
+@pytest.fixture(autouse=True)
+def _this_minute() -> None:
+    """The minute a test writes in is the current one (old rows are purged), taken when the
+    test starts, not when the module was imported minutes earlier in a long run."""
+    global M, T, WINDOW
+    if time.time() % 60 > 55:  # do not start a test on a minute's last seconds
+        time.sleep(60 - time.time() % 60 + 0.1)
+    M = int(time.time() // 60)
+    T = M * 60.0
+    WINDOW = (datetime.fromtimestamp(T - 3600, UTC), datetime.fromtimestamp(T + 3600, UTC))
+
+
 @pytest.fixture
 def url(database_kind: str, tmp_path: Path) -> str:
     return fresh_database_url(database_kind, str(tmp_path)) or f"sqlite:///{tmp_path / 'm.db'}"

@@ -34,7 +34,8 @@ browser:
 	@# skips without it, but fails under CI=true, so CI (root) gets it installed here, once.
 	@# Without root nothing is installed: you are told, and the test skips.
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else echo "chromium missing (apt-get install chromium): the browser test skips"; fi
 
 test: lint typecheck unit

@@ -31,11 +31,12 @@ ROLE = "arn:aws:iam::000000000000:role/ShadowlabDemo"
 CAPTURE_BUCKET = "demo-captures"
 # The team's guardrails for this endpoint, set on each experiment as tags (the API is SageMaker's).
 # The p99 limit is generous because here, unlike on SageMaker, the shadow's worker shares two
-# cores with production's, the server and the load: an identical model measures ~1.5x slower.
+# cores with production's, the server and the load generator, and its copy arrives just after
+# production's request: an identical model measures 1.4-2.7x slower at p99 on this machine.
 GUARDRAIL_TAGS = [
     {"Key": "shadowlab:auto-promote", "Value": "true"},
     {"Key": "shadowlab:selector", "Value": "labels"},
-    {"Key": "shadowlab:max-p99-ratio", "Value": "2.5"},
+    {"Key": "shadowlab:max-p99-ratio", "Value": "4"},
     {"Key": "shadowlab:min-agreement", "Value": "0.99"},
 ]
 

@@ -15,7 +15,6 @@ Error choices (see wire.py for the bytes):
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import cast
 from urllib.parse import unquote
@@ -23,7 +22,12 @@ from urllib.parse import unquote
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.http1 import FrontConnection
 from shadowlab.dataplane.mirror import Mirror
-from shadowlab.dataplane.observer import InvocationEvent, InvocationObserver, InvocationRecord
+from shadowlab.dataplane.observer import (
+    InvocationEvent,
+    InvocationObserver,
+    InvocationRecord,
+    new_event_id,
+)
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
@@ -181,7 +185,7 @@ class Invoker:
         if route.capture and self.observer is not None:
             event = InvocationEvent(
                 endpoint=name,
-                event_id=str(uuid.uuid4()),
+                event_id=new_event_id(),
                 inference_id=inference_id.decode("latin-1") if inference_id else None,
                 inference_time=time.time(),
                 request_body=body,

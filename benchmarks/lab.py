@@ -4,6 +4,10 @@ Both proxies forward to the very same production, fast-shadow and 20 ms-shadow s
 ratio between a shadowlab row and an nginx row compares the proxies and nothing else. The fourth
 server, the serial shadow, answers one request at a time (SERIAL_SHADOW_MS each): a shadow
 slower than the load offered to it, which only shadowlab's paced rows copy to.
+
+Two shadowlab rows capture 100% of their traffic (endpoint-config `DataCaptureConfig`, input
+and output, JSON as text): one without a shadow, one with the fast shadow. Each is measured next
+to its twin without capture, so the ratio of the two is what capture costs.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Row:
     label: str
     proxy: str | None  # "shadowlab", "nginx", or None: straight to the production model server
     shadow: str | None  # one of SHADOWS, or None
+    capture: bool = False  # shadowlab only: the endpoint captures 100% of its traffic
 
 
 DIRECT = Row("direct", "direct to the model server", None, None)
@@ -41,6 +46,16 @@ SL_PLAIN = Row("shadowlab-plain", "shadowlab, no shadow", "shadowlab", None)
 NGINX_PLAIN = Row("nginx-plain", "nginx keep-alive proxy", "nginx", None)
 SL_FAST = Row("shadowlab-fast", "shadowlab, 100% shadow (fast)", "shadowlab", "fast")
 NGINX_FAST = Row("nginx-fast", "nginx mirror (fast)", "nginx", "fast")
+SL_PLAIN_CAPTURE = Row(
+    "shadowlab-plain-capture", "shadowlab, no shadow, capture 100%", "shadowlab", None, True
+)
+SL_FAST_CAPTURE = Row(
+    "shadowlab-fast-capture",
+    "shadowlab, 100% shadow (fast), capture 100%",
+    "shadowlab",
+    "fast",
+    True,
+)
 SL_SLOW = Row("shadowlab-slow", "shadowlab, 100% shadow (20 ms)", "shadowlab", "slow")
 NGINX_SLOW = Row("nginx-slow", "nginx mirror (20 ms)", "nginx", "slow")
 SL_SERIAL = Row(
@@ -49,12 +64,44 @@ SL_SERIAL = Row(
     "shadowlab",
     "serial",
 )
-SATURATED_ROWS = (DIRECT, SL_PLAIN, NGINX_PLAIN, SL_FAST, NGINX_FAST, SL_SLOW, NGINX_SLOW)
-ALL_ROWS = (*SATURATED_ROWS, SL_SERIAL)  # the order of the report's table
+# Neighbours whose ratios are reported, in the order of odd rounds; even rounds reverse each
+# group. A twin without capture sits between its capture row and its nginx row, so it stays next
+# to both whichever way the group runs.
+SATURATED_GROUPS: tuple[tuple[Row, ...], ...] = (
+    (DIRECT,),
+    (SL_PLAIN_CAPTURE, SL_PLAIN, NGINX_PLAIN),
+    (SL_FAST_CAPTURE, SL_FAST, NGINX_FAST),
+    (SL_SLOW, NGINX_SLOW),
+)
+# The order of the report's tables: each capture row right after its twin.
+ALL_ROWS = (
+    DIRECT,
+    SL_PLAIN,
+    SL_PLAIN_CAPTURE,
+    NGINX_PLAIN,
+    SL_FAST,
+    SL_FAST_CAPTURE,
+    NGINX_FAST,
+    SL_SLOW,
+    NGINX_SLOW,
+    SL_SERIAL,
+)
+# Capture: everything, input and output, the benchmark's JSON as JSON text (as a user would
+# configure it), into the embedded store under shadowlab's data dir.
+CAPTURE_DESTINATION = "s3://bench-capture/data"
+DATA_CAPTURE_CONFIG = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 100,
+    "DestinationS3Uri": CAPTURE_DESTINATION,
+    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+}
+CAPTURED_SHADOWS = (None, "fast")  # one capture endpoint each: bench-plain-capture, bench-fast-...
 
 
 def endpoint(row: Row) -> str:
-    return "bench-plain" if row.shadow is None else f"bench-{row.shadow}"
+    name = "bench-plain" if row.shadow is None else f"bench-{row.shadow}"
+    return f"{name}-capture" if row.capture else name
 
 
 def capacity_rps(shadow: str) -> float | None:
@@ -118,7 +165,11 @@ def start_lab(
         supervisor, str(work_dir / "shadowlab"), cpus=cores.server, env=shadowlab_env
     )
     shadowlabctl.create_endpoints(
-        sl_port, production=ports["production"], shadows={s: ports[s] for s in SHADOWS}
+        sl_port,
+        production=ports["production"],
+        shadows={s: ports[s] for s in SHADOWS},
+        captured=CAPTURED_SHADOWS,
+        capture_config=DATA_CAPTURE_CONFIG,
     )
     ng_proc, ng_port = nginxproxy.start_nginx(
         supervisor,

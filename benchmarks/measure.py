@@ -8,7 +8,10 @@ Besides wrk's req/s and percentiles, each row records:
   shared; a row measured while something else ran is flagged rather than silently believed;
 - copies delivered: the copies the shadow model server itself answered, over production
   requests (the same count for nginx and shadowlab), plus shadowlab's own mirror counters and
-  the shadow's admission limit at the end of the row.
+  the shadow's admission limit at the end of the row;
+- capture (rows that capture): the capture writer's counters over the row (records captured,
+  written, dropped and why, shed copies counted), read once the writer has caught up, and the
+  records the row should have produced: one per production request and one per copy that ran.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import loadgen
 import shadowlabctl
@@ -33,8 +37,20 @@ class Phase:
     label: str  # what the table's load column says
     connections: int
     duration_s: float
-    rows: tuple[Row, ...]
+    # Neighbours compared with each other, in the order of odd rounds; even rounds reverse
+    # each group, so drift between rows measured seconds apart favours none of them.
+    groups: tuple[tuple[Row, ...], ...]
     script: Path
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        return tuple(row for group in self.groups for row in group)
+
+    def order(self, round_no: int) -> list[Row]:
+        """The rows of round `round_no`: groups in order, each reversed in even rounds."""
+        if round_no % 2:
+            return list(self.rows)
+        return [row for group in self.groups for row in reversed(group)]
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,28 @@ class Measurement:
     shadow_counts: dict[str, int] | None  # the shadow server's /count for the row (deltas)
     production_requests: int  # counted by the production model server
     limit: int | None  # shadowlab's admission limit for the row's shadow once the row settled
+    capture: dict[str, int] | None = None  # the capture writer's counters for the row (deltas)
+    # Production requests shadowlab counted for the row's endpoint (capture rows only).
+    capture_requests: int | None = None
+
+    @property
+    def capture_expected(self) -> int | None:
+        """Records the row should have captured: one per production request, one per copy
+        that ran (answered, failed or timed out; shed copies are counted, not written)."""
+        if self.capture is None or self.capture_requests is None:
+            return None
+        copies = 0
+        if self.mirror is not None:
+            copies = self.mirror.get("eligible", 0) - self.mirror.get("shed", 0)
+        return self.capture_requests + copies
+
+    @property
+    def capture_lost(self) -> int | None:
+        """Expected records that were not written to the spool: dropped, or unaccounted."""
+        expected = self.capture_expected
+        if expected is None or self.capture is None:
+            return None
+        return expected - self.capture.get("records_written", 0)
 
     @property
     def stats_delivered(self) -> float | None:
@@ -134,14 +172,54 @@ def _settle(lab: Lab, row: Row, before: dict[str, int]) -> tuple[dict[str, int] 
         time.sleep(0.05)
 
 
+# Capture counters that are levels, not counts.
+_CAPTURE_LEVELS = ("queued_records", "pending_files", "spool_bytes")
+
+
+def _unwritten(counters: dict[str, int]) -> int:
+    """Records captured but neither written to the spool nor dropped yet (in the writer)."""
+    return (
+        counters.get("records_captured", 0)
+        - counters.get("records_written", 0)
+        - counters.get("dropped_spool_full", 0)
+        - counters.get("dropped_write_errors", 0)
+        - counters.get("dropped_stopped", 0)
+    )
+
+
+def _settle_capture(
+    lab: Lab, row: Row, before: dict[str, Any]
+) -> tuple[dict[str, int] | None, int | None]:
+    """Wait until the capture writer has written (or dropped) every record of the row: its
+    counter deltas, the row's production requests by shadowlab's count, and the levels
+    (queued_records ...) as they were at the end."""
+    if not row.capture:
+        return None, None
+    counters0 = shadowlabctl.capture_counters(before)
+    deadline = time.monotonic() + 5.0  # the spool thread drains every 20 ms
+    while True:
+        snapshot = shadowlabctl.stats(lab.shadowlab_port)
+        after = shadowlabctl.capture_counters(snapshot)
+        caught_up = not after.get("queued_records") and _unwritten(after) <= _unwritten(counters0)
+        if caught_up or time.monotonic() > deadline:
+            deltas = {
+                k: v if k in _CAPTURE_LEVELS else v - counters0.get(k, 0) for k, v in after.items()
+            }
+            requests = shadowlabctl.invocations(snapshot, endpoint(row)) - (
+                shadowlabctl.invocations(before, endpoint(row))
+            )
+            return deltas, requests
+        time.sleep(0.05)
+
+
 def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -> Measurement:
     production0 = lab.model_counts("production")["invocations"]
     shadow0 = lab.model_counts(row.shadow) if row.shadow else {}
     mirror0: dict[str, int] = {}
-    if row.proxy == "shadowlab" and row.shadow:
-        mirror0 = shadowlabctl.shadow_counters(
-            shadowlabctl.stats(lab.shadowlab_port), endpoint(row)
-        )
+    stats0: dict[str, Any] = {}
+    if row.proxy == "shadowlab" and (row.shadow or row.capture):
+        stats0 = shadowlabctl.stats(lab.shadowlab_port)
+        mirror0 = shadowlabctl.shadow_counters(stats0, endpoint(row)) if row.shadow else {}
     pid = lab.server_pid(row)
     if row.proxy is None:  # the model server is the server under test: give it that core
         set_affinity(pid, lab.cores.server)
@@ -160,6 +238,7 @@ def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -
         if row.proxy is None:
             set_affinity(pid, lab.cores.load)
     mirror, limit = _settle(lab, row, mirror0)
+    capture, capture_requests = _settle_capture(lab, row, stats0)
     production = lab.model_counts("production")["invocations"] - production0
     delivered = shadow_counts = None
     if row.shadow:
@@ -179,4 +258,6 @@ def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -
         shadow_counts,
         production,
         limit,
+        capture,
+        capture_requests,
     )

@@ -91,6 +91,11 @@ def machine_notes(
         f"{1000 / serial_ms:.0f} req/s)",
         "shadowlab: one process, adaptive admission limit per shadow capped at "
         f"{env.get('SHADOWLAB_MIRROR_MAX_IN_FLIGHT') or 1024}, copy timeout "
-        f"{env.get('SHADOWLAB_MIRROR_TIMEOUT') or 2.0} s; nginx: 1 worker, upstream "
-        'keep-alive, HTTP/1.1, `Connection ""`, keep-alive request limits lifted',
+        f"{env.get('SHADOWLAB_MIRROR_TIMEOUT') or 2.0} s; metrics always on (every row); "
+        'nginx: 1 worker, upstream keep-alive, HTTP/1.1, `Connection ""`, keep-alive '
+        "request limits lifted",
+        "capture rows: the endpoint config's DataCaptureConfig at 100%, Input and Output, "
+        "application/json as JSON text, to s3://bench-capture/data in the embedded store under "
+        "the data dir (a temp dir); records spooled to local disk by a background thread, "
+        "fsynced every second",
     ]

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lab import SERIAL_SHADOW_MS, Row, capacity_rps
-from loadgen import WrkResult
 from measure import Measurement
 
 DASH = "\N{EN DASH}"  # ranges, as ARCHITECTURE.md writes them
@@ -79,15 +78,15 @@ def table(measurements: Sequence[Measurement], rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-Combine = Callable[[dict[str, WrkResult]], float]
+Combine = Callable[[dict[str, Measurement]], float]
 
 
 def per_round(measurements: Sequence[Measurement], phase: str, combine: Combine) -> list[float]:
-    """`combine` applied to each round's results of `phase`, keyed by row key."""
-    by_round: dict[int, dict[str, WrkResult]] = {}
+    """`combine` applied to each round's measurements of `phase`, keyed by row key."""
+    by_round: dict[int, dict[str, Measurement]] = {}
     for m in measurements:
         if m.phase.key == phase:
-            by_round.setdefault(m.round, {})[m.row.key] = m.wrk
+            by_round.setdefault(m.round, {})[m.row.key] = m
     values = []
     for results in by_round.values():
         try:
@@ -98,20 +97,32 @@ def per_round(measurements: Sequence[Measurement], phase: str, combine: Combine)
 
 
 def _ratio(a: str, b: str, what: str) -> Combine:
-    def combine(results: dict[str, WrkResult]) -> float:
-        x, y = results[a], results[b]
+    def combine(results: dict[str, Measurement]) -> float:
+        x, y = results[a].wrk, results[b].wrk
         return x.rps / y.rps if what == "rps" else x.p99_ms / y.p99_ms
 
     return combine
 
 
+def _cpu_ratio(a: str, b: str) -> Combine:
+    """`b`'s server CPU per request over `a`'s: the throughput ratio a / b would have if the
+    server's core were the only limit (rows where it is not at 100%, because the load side or
+    another process holds it back, still compare by the work they cost)."""
+
+    def combine(results: dict[str, Measurement]) -> float:
+        x, y = results[a], results[b]
+        return (y.server_cpu / y.wrk.rps) / (x.server_cpu / x.wrk.rps)
+
+    return combine
+
+
 def _added(row: str) -> Combine:
-    return lambda results: results[row].p50_ms - results["direct"].p50_ms
+    return lambda results: results[row].wrk.p50_ms - results["direct"].wrk.p50_ms
 
 
-def _serial_vs_direct(results: dict[str, WrkResult]) -> float:
+def _serial_vs_direct(results: dict[str, Measurement]) -> float:
     """The serial shadow's time per request over production's round trip (direct, p50)."""
-    return SERIAL_SHADOW_MS / results["direct"].p50_ms
+    return SERIAL_SHADOW_MS / results["direct"].wrk.p50_ms
 
 
 # (name, phase, how, goal, at_least, unit); goal None: context for reading the goals.
@@ -155,6 +166,38 @@ TARGETS: tuple[tuple[str, str, Combine, float | None, bool, str], ...] = (
         0.3,
         False,
         " ms",
+    ),
+    (
+        "throughput: shadowlab no shadow, capture 100% / without capture",
+        "saturated",
+        _ratio("shadowlab-plain-capture", "shadowlab-plain", "rps"),
+        0.9,
+        True,
+        "x",
+    ),
+    (
+        "throughput: shadowlab + fast shadow, capture 100% / without capture",
+        "saturated",
+        _ratio("shadowlab-fast-capture", "shadowlab-fast", "rps"),
+        0.9,
+        True,
+        "x",
+    ),
+    (
+        "(context) server CPU per request, without capture / with capture: no shadow",
+        "saturated",
+        _cpu_ratio("shadowlab-plain-capture", "shadowlab-plain"),
+        None,
+        True,
+        "x",
+    ),
+    (
+        "(context) server CPU per request, without capture / with capture: + fast shadow",
+        "saturated",
+        _cpu_ratio("shadowlab-fast-capture", "shadowlab-fast"),
+        None,
+        True,
+        "x",
     ),
     (
         f"(context) p99 at equal paced load: shadowlab + serial {SERIAL_SHADOW_MS:g} ms shadow "
@@ -306,5 +349,95 @@ def mirror_notes(measurements: Sequence[Measurement]) -> list[str]:
             f"timeouts {c.get('timeouts', 0)}, limit at end {m.limit}; at the shadow: "
             f"received {at_shadow.get('invocations', 0)}, served {at_shadow.get('served', 0)}, "
             f"expired {at_shadow.get('expired', 0)}, abandoned {at_shadow.get('abandoned', 0)}"
+        )
+    return notes
+
+
+CAPTURE_LEGEND = (
+    "Per shadowlab capture row, ranges over rounds; from the capture writer's counters in "
+    "`GET /shadowlab/stats`, as deltas over the row, read once the writer had caught up. "
+    "requests: production requests shadowlab answered. expected: the records the row should "
+    "produce, one per production request and one per shadow copy that ran (answered, failed or "
+    "timed out). captured: records accepted on the request path. written: records in the "
+    "local spool (whole lines, fsynced every second; a file goes to the store once it is 60 s "
+    "old, so most of a row's records are not there yet). dropped: all drops (queue full, spool "
+    "full, write errors, "
+    "shutdown). shed counted: copies shed by admission, counted per file instead of written. "
+    "lost: expected minus written; anything but 0 is a loss and is flagged."
+)
+
+
+def capture_table(measurements: Sequence[Measurement], rows: Sequence[Row]) -> str:
+    """One line per (phase, capture row): every record the row produced, and where it went."""
+    lines = [
+        "| path | load | requests | expected | captured | written | dropped | shed counted "
+        "| lost |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    phases = list(dict.fromkeys(m.phase for m in measurements))
+    for phase in phases:
+        for row in rows:
+            ms = [m for m in measurements if m.row == row and m.phase == phase and m.capture]
+            if not ms:
+                continue
+            captures = [m.capture or {} for m in ms]
+            lost = [m.capture_lost for m in ms]
+            lost_cell = _counts(lost)
+            if any(v for v in lost):
+                lost_cell = f"**{lost_cell}** ⚠"
+            lines.append(
+                f"| {row.label} | {phase.label} "
+                f"| {_counts([m.capture_requests for m in ms])} "
+                f"| {_counts([m.capture_expected for m in ms])} "
+                f"| {_counts([c.get('records_captured', 0) for c in captures])} "
+                f"| {_counts([c.get('records_written', 0) for c in captures])} "
+                f"| {_counts([c.get('dropped', 0) for c in captures])} "
+                f"| {_counts([c.get('shed_counted', 0) for c in captures])} "
+                f"| {lost_cell} |"
+            )
+    return "\n".join(lines)
+
+
+_DROP_REASONS = ("dropped_queue_full", "dropped_spool_full", "dropped_write_errors")
+
+
+def capture_warnings(measurements: Sequence[Measurement]) -> list[str]:
+    """A bold line per capture row that lost records: how many, and the writer's reasons."""
+    warnings = []
+    for m in measurements:
+        lost = m.capture_lost
+        if m.capture is None or not lost:
+            continue
+        reasons = ", ".join(
+            f"{name.removeprefix('dropped_').replace('_', ' ')} {m.capture.get(name, 0)}"
+            for name in (*_DROP_REASONS, "dropped_stopped")
+            if m.capture.get(name)
+        )
+        unaccounted = lost - m.capture.get("dropped", 0)
+        warnings.append(
+            f"**Capture lost {lost} of {m.capture_expected} records in round {m.round}, "
+            f"{m.phase.label}, {m.row.label}: dropped {m.capture.get('dropped', 0)}"
+            f"{f' ({reasons})' if reasons else ''}, unaccounted {unaccounted}.**"
+        )
+    return ["", *warnings] if warnings else []
+
+
+def capture_notes(measurements: Sequence[Measurement]) -> list[str]:
+    """The capture writer's counters per capture row, as read."""
+    notes = []
+    for m in measurements:
+        if m.capture is None:
+            continue
+        c = m.capture
+        notes.append(
+            f"round {m.round}, {m.phase.label}, {m.row.label}: requests {m.capture_requests}, "
+            f"expected {m.capture_expected}; captured {c.get('records_captured', 0)}, "
+            f"written {c.get('records_written', 0)} ({c.get('bytes_written', 0)} bytes), "
+            f"shed counted {c.get('shed_counted', 0)}, dropped {c.get('dropped', 0)} "
+            f"(queue full {c.get('dropped_queue_full', 0)}, spool full "
+            f"{c.get('dropped_spool_full', 0)}, write errors {c.get('dropped_write_errors', 0)}, "
+            f"stopped {c.get('dropped_stopped', 0)}), internal errors "
+            f"{c.get('internal_errors', 0)}; at the end: queued {c.get('queued_records', 0)}, "
+            f"pending files {c.get('pending_files', 0)}"
         )
     return notes

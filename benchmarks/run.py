@@ -2,16 +2,18 @@
 
 Phases, each row once per round:
 - saturated, 32 keep-alive connections: direct to the production model server; shadowlab with
-  no shadow, a 100% shadow to a fast model server, a 100% shadow to a 20 ms model server;
-  nginx as a keep-alive proxy, with `mirror` to the fast shadow, with `mirror` to the 20 ms one;
+  no shadow, a 100% shadow to a fast model server, a 100% shadow to a 20 ms model server, and
+  the first two again with capture at 100%; nginx as a keep-alive proxy, with `mirror` to the
+  fast shadow, with `mirror` to the 20 ms one;
 - paced, 32 connections at a few thousand req/s: shadowlab with no shadow, with the 20 ms
   shadow, and with the serial shadow (one request at a time, 1 ms each: 1000 req/s, a fifth
   to a quarter of the offered load), to compare production p99 at equal load and to see how
   much of its share a shadow slower than its offered load gets;
 - single, 1 connection: direct, shadowlab, nginx, for the latency each proxy adds.
-shadowlab and nginx rows run side by side, their order alternating by round, so every ratio
-compares rows measured seconds apart. The report goes to stdout and
-benchmarks/results/latest.md; every process's log to benchmarks/results/logs/.
+shadowlab and nginx rows run side by side (a capture row next to its twin without capture),
+their order alternating by round, so every ratio compares rows measured seconds apart. The
+report goes to stdout and benchmarks/results/latest.md; every process's log to
+benchmarks/results/logs/.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from lab import (
     ALL_ROWS,
     DIRECT,
     NGINX_PLAIN,
-    SATURATED_ROWS,
+    SATURATED_GROUPS,
     SERIAL_SHADOW_MS,
     SL_PLAIN,
     SL_SERIAL,
@@ -58,25 +60,13 @@ def phases(args: argparse.Namespace, work_dir: Path) -> list[Phase]:
     c = args.connections
     # Paced: the no-shadow row between the two shadow rows, so each is compared with a
     # neighbour; the order reverses in even rounds.
-    paced_rows = (SL_SLOW, SL_PLAIN, SL_SERIAL)
+    paced_rows = ((SL_SLOW, SL_PLAIN, SL_SERIAL),)
+    single_rows = ((DIRECT,), (SL_PLAIN, NGINX_PLAIN))
     return [
-        Phase("saturated", str(c), c, args.duration, SATURATED_ROWS, post),
+        Phase("saturated", str(c), c, args.duration, SATURATED_GROUPS, post),
         Phase("paced", f"{c}, paced", c, args.paced_duration, paced_rows, paced),
-        Phase("single", "1", 1, args.single_duration, (DIRECT, SL_PLAIN, NGINX_PLAIN), post),
+        Phase("single", "1", 1, args.single_duration, single_rows, post),
     ]
-
-
-def round_order(rows: tuple[Row, ...], round_no: int) -> list[Row]:
-    """Rows in (shadowlab, nginx) pairs; even rounds put nginx first, so drift favours neither.
-    A phase of shadowlab rows only runs in reverse order in even rounds."""
-    ordered = list(rows)
-    if round_no % 2 == 0:
-        if all(row.proxy == "shadowlab" for row in ordered):
-            return ordered[::-1]
-        for i in range(len(ordered) - 1):
-            if ordered[i].proxy == "shadowlab" and ordered[i + 1].proxy == "nginx":
-                ordered[i], ordered[i + 1] = ordered[i + 1], ordered[i]
-    return ordered
 
 
 def warm_up(lab: Lab, plan: list[Phase]) -> None:
@@ -104,14 +94,14 @@ def run_rounds(lab: Lab, plan: list[Phase], rounds: int) -> list[Measurement]:
     quiet_budget = QUIET_BUDGET_S
     for round_no in range(1, rounds + 1):
         for phase in plan:
-            for row in round_order(phase.rows, round_no):
+            for row in phase.order(round_no):
                 quiet_budget -= wait_for_quiet(
                     lab, min(QUIET_WAIT_S, quiet_budget), report.NOISY_OTHER_CPU
                 )
                 m = measure(lab, row, phase, round_no, log)
                 measurements.append(m)
                 print(
-                    f"  round {round_no}  {phase.label:<10} {row.label:<32} "
+                    f"  round {round_no}  {phase.label:<10} {row.label:<45} "
                     f"{m.wrk.rps:>8.0f} req/s  p50 {m.wrk.p50_ms:6.2f}  p99 {m.wrk.p99_ms:6.2f} ms"
                     f"  server {m.server_cpu:4.0%}  other {m.other_cpu:4.0%}",
                     flush=True,
@@ -141,6 +131,13 @@ def render(measurements: list[Measurement], notes: list[str]) -> str:
         "",
         report.COPIES_LEGEND,
         "",
+        "## Capture",
+        "",
+        report.capture_table(measurements, ALL_ROWS),
+        "",
+        report.CAPTURE_LEGEND,
+        *report.capture_warnings(measurements),
+        "",
         "## Ratios",
         "",
         report.targets_table(report.targets(measurements)),
@@ -154,6 +151,14 @@ def render(measurements: list[Measurement], notes: list[str]) -> str:
             f"{report.NOISY_OTHER_CPU:.0%} of a core (up to "
             f"{max(m.other_cpu for m in noisy):.0%}): read those numbers with care, or rerun "
             "on a quiet machine.**",
+        ]
+    capture = report.capture_notes(measurements)
+    if capture:
+        parts += [
+            "",
+            "shadowlab's capture counters per capture row:",
+            "",
+            *[f"- {n}" for n in capture],
         ]
     mirror = report.mirror_notes(measurements)
     if mirror:

@@ -1,4 +1,4 @@
-"""shadowlab under test: `shadowlab serve`, four endpoints over the benchmark's model servers.
+"""shadowlab under test: `shadowlab serve`, six endpoints over the benchmark's model servers.
 
 The endpoints are wired with boto3 exactly as a user would, each variant's container naming an
 already-running model server (`SHADOWLAB_UPSTREAM_URL`), so no worker process is started and
@@ -6,7 +6,9 @@ shadowlab and nginx forward to the very same servers:
 - `bench-plain`: production only;
 - `bench-fast`: production plus a shadow at 100% sampling to the fast shadow server;
 - `bench-slow`: the same with the 20 ms shadow;
-- `bench-serial`: the same with the serial shadow (one request at a time, 1 ms each).
+- `bench-serial`: the same with the serial shadow (one request at a time, 1 ms each);
+- `bench-plain-capture`, `bench-fast-capture`: `bench-plain` and `bench-fast` with the endpoint
+  config's `DataCaptureConfig` capturing 100% (production and shadow records alike).
 A shadow's sampling share is its weight over the production weight, so equal weights mean 100%.
 """
 
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from processes import Supervisor, free_port
@@ -75,9 +78,18 @@ def _variant(name: str, model: str) -> dict[str, Any]:
     }
 
 
-def create_endpoints(port: int, *, production: int, shadows: dict[str, int]) -> None:
+def create_endpoints(
+    port: int,
+    *,
+    production: int,
+    shadows: dict[str, int],
+    captured: Sequence[str | None] = (),
+    capture_config: Mapping[str, Any] | None = None,
+) -> None:
     """Create `bench-plain`, and `bench-<name>` for each shadow model server `name` -> port;
-    wait until all are InService."""
+    for each of `captured` (None: no shadow, or a shadow's name) the same endpoint again as
+    `bench-...-capture` with `capture_config` as its `DataCaptureConfig`. Wait until all are
+    InService."""
     sm = _client(port)
     for model, upstream in (("prod", production), *shadows.items()):
         sm.create_model(
@@ -88,15 +100,22 @@ def create_endpoints(port: int, *, production: int, shadows: dict[str, int]) -> 
                 "Environment": {"SHADOWLAB_UPSTREAM_URL": f"http://127.0.0.1:{upstream}"},
             },
         )
-    endpoints: dict[str, str | None] = {"bench-plain": None}
-    endpoints.update({f"bench-{name}": name for name in shadows})
-    for endpoint, shadow in endpoints.items():
+    # endpoint -> (shadow, captures)
+    endpoints: dict[str, tuple[str | None, bool]] = {"bench-plain": (None, False)}
+    endpoints.update({f"bench-{name}": (name, False) for name in shadows})
+    if captured and capture_config is None:
+        raise ValueError("captured endpoints need a capture_config")
+    for shadow in captured:
+        endpoints[f"bench-{shadow or 'plain'}-capture"] = (shadow, True)
+    for endpoint, (shadow, captures) in endpoints.items():
         config: dict[str, Any] = {
             "EndpointConfigName": endpoint,
             "ProductionVariants": [_variant("production", "prod")],
         }
         if shadow is not None:
             config["ShadowProductionVariants"] = [_variant("shadow", shadow)]
+        if captures and capture_config is not None:
+            config["DataCaptureConfig"] = dict(capture_config)
         sm.create_endpoint_config(**config)
         sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
     deadline = time.monotonic() + 60
@@ -126,6 +145,13 @@ def shadow_counters(snapshot: dict[str, Any], endpoint: str) -> dict[str, int]:
         if row["endpoint"] == endpoint:
             return {k: v for k, v in row.items() if isinstance(v, int)}
     return {}
+
+
+def capture_counters(snapshot: dict[str, Any]) -> dict[str, int]:
+    """The capture writer's counters (one writer for all endpoints): records captured, written,
+    dropped (and why), shed copies counted, records still queued ..."""
+    capture = snapshot.get("capture") or {}
+    return {k: v for k, v in capture.items() if isinstance(v, int)}
 
 
 def invocations(snapshot: dict[str, Any], endpoint: str) -> int:

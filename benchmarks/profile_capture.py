@@ -1,0 +1,199 @@
+"""Where capture's cost goes: py-spy on shadowlab while wrk saturates one endpoint at a time.
+
+Starts the production and fast-shadow model servers (on the load core) and shadowlab (alone on
+the other core) with four endpoints: no shadow and the fast shadow, each without and with 100%
+capture. For each endpoint, wrk runs at saturation (32 connections) while py-spy samples the
+shadowlab process without pausing it (`--nonblocking --threads`); it reports throughput, the
+server's CPU per request, the CPU of its busiest threads (from /proc), and from the samples:
+the share of on-CPU samples per thread, the capture code's inclusive share on the event loop's
+thread, and the top functions by self time per thread.
+
+    .venv/bin/python -m pip install --target /tmp/pyspy py-spy
+    .venv/bin/python benchmarks/profile_capture.py --py-spy /tmp/pyspy/bin/py-spy
+
+py-spy's samples are of the Python stacks: time in C (uvloop, httptools, syscalls) is charged to
+the Python frame that called it. With `--gil` only samples of the thread holding the GIL are
+kept, which shows how the event loop and the capture spool thread share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import loadgen
+import shadowlabctl
+from lab import DATA_CAPTURE_CONFIG
+from processes import Cores, Supervisor, cpu_seconds, free_port
+
+HERE = Path(__file__).resolve().parent
+ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-capture")
+# Frames that are capture's work, wherever they run: the observer and writer, the encoder, and
+# on the request path the event id (uuid4) and the event and record dataclasses (their generated
+# `__init__` is the only `<string>` frame there).
+CAPTURE_MARKERS = ("shadowlab/capture/", "uuid.py", "dataplane/observer.py", "(<string>")
+ROLES = {"MainThread": "event loop (main thread)", "capture-spool": "capture spool thread"}
+
+
+def _task_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread (task) of `pid`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def _samples(raw: Path) -> Iterator[tuple[str, list[str], int]]:
+    """(thread name, frames outermost first, count) per line of py-spy's raw output with
+    `--threads`: `thread (TID): NAME;frame;frame COUNT`."""
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        thread, *frames = stack.split(";")
+        name = thread.partition(": ")[2] if thread.startswith("thread (") else "?"
+        yield name, frames if name != "?" else [thread, *frames], int(count)
+
+
+def _function(frame: str) -> str:
+    """`name (path/to/file.py:123)` -> `name (file.py)`."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({Path(where.split(':')[0]).name})" if where else name
+
+
+def _capture_entry(frames: list[str]) -> str | None:
+    """The outermost capture frame of a stack, or None when the stack is not capture's."""
+    for i, frame in enumerate(frames):
+        if any(marker in frame for marker in CAPTURE_MARKERS):
+            function = _function(frame)
+            if function.startswith("__init__ (<string>") and i:
+                function = f"record/event dataclass __init__, from {_function(frames[i - 1])}"
+            return function
+    return None
+
+
+def summarise(raw: Path, top: int) -> list[str]:
+    """Shares of all samples: per thread, capture's inclusive share and its entry points, and
+    the top functions by self time."""
+    total = 0
+    by_role: collections.Counter[str] = collections.Counter()
+    capture: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    self_time: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for name, frames, count in _samples(raw):
+        if not frames:
+            continue
+        role = ROLES.get(name, f"thread {name}")
+        total += count
+        by_role[role] += count
+        entry = _capture_entry(frames)
+        if entry is not None:
+            capture[role][entry] += count
+        self_time[role][_function(frames[-1])] += count
+    if not total:
+        return ["  no samples"]
+    lines = [f"  samples {total}"]
+    for role, count in by_role.most_common():
+        in_capture = sum(capture[role].values())
+        lines.append(
+            f"  {role}: {count / total:.1%} of samples; in capture code (inclusive) "
+            f"{in_capture / total:.1%}"
+        )
+        for entry, n in capture[role].most_common(top if role.startswith("event") else 0):
+            lines.append(f"      capture {n / total:6.1%}  {entry}")
+        for function, n in self_time[role].most_common(top):
+            lines.append(f"      self    {n / total:6.1%}  {function}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> None:
+    cores = Cores.detect()
+    logs = HERE / "results" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out_dir = HERE / "results" / "profile"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="shadowlab-profile-") as tmp,
+        Supervisor(logs) as supervisor,
+    ):
+        ports = {name: free_port() for name in ("production", "fast")}
+        for name, port in ports.items():
+            argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
+            supervisor.start(f"model-{name}", argv, cpus=cores.load, port=port)
+        proc, port = shadowlabctl.start_shadowlab(
+            supervisor, str(Path(tmp) / "shadowlab"), cpus=cores.server, env={}
+        )
+        shadowlabctl.create_endpoints(
+            port,
+            production=ports["production"],
+            shadows={"fast": ports["fast"]},
+            captured=(None, "fast"),
+            capture_config=DATA_CAPTURE_CONFIG,
+        )
+        script = loadgen.write_script(Path(tmp))
+        for endpoint in args.endpoints:
+            url = f"http://127.0.0.1:{port}/endpoints/{endpoint}/invocations"
+            loadgen.run_wrk(url, script=script, connections=32, duration_s=1, cpus=cores.load)
+            for gil in (False, True) if args.gil else (False,):
+                raw = out_dir / f"{endpoint}{'-gil' if gil else ''}.txt"
+                tasks0, cpu0 = _task_cpu(proc.pid), cpu_seconds(proc.pid)
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    load = pool.submit(
+                        loadgen.run_wrk,
+                        url,
+                        script=script,
+                        connections=32,
+                        duration_s=args.duration + 1,
+                        cpus=cores.load,
+                    )
+                    time.sleep(0.5)
+                    spy = [args.py_spy, "record", "-p", str(proc.pid), "--nonblocking"]
+                    spy += ["--threads", "--rate", str(args.rate)]
+                    spy += ["--duration", f"{args.duration:g}", "--format", "raw", "-o", str(raw)]
+                    subprocess.run(
+                        spy + (["--gil"] if gil else []), check=True, capture_output=True
+                    )
+                    w = load.result()
+                tasks1, cpu1 = _task_cpu(proc.pid), cpu_seconds(proc.pid)
+                used = cpu1 - cpu0
+                busiest = sorted(
+                    ((tasks1[t] - tasks0.get(t, 0.0), t) for t in tasks1), reverse=True
+                )[:3]
+                threads = ", ".join(
+                    f"{'main' if t == proc.pid else t} {s / w.duration_s:.0%}" for s, t in busiest
+                )
+                print(
+                    f"{endpoint}{' (--gil)' if gil else ''}: {w.rps:.0f} req/s, p50 "
+                    f"{w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms; server CPU "
+                    f"{used / w.duration_s:.0%}, {used / w.requests * 1e6:.1f} us per request; "
+                    f"threads (CPU): {threads}",
+                    flush=True,
+                )
+                print("\n".join(summarise(raw, args.top)), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
+    parser.add_argument("--duration", type=float, default=10.0, help="s sampled per endpoint")
+    parser.add_argument("--rate", type=int, default=250, help="samples per second")
+    parser.add_argument("--top", type=int, default=12, help="functions listed per thread")
+    parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
+    parser.add_argument("--gil", action="store_true", help="also sample with --gil")
+    run(parser.parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

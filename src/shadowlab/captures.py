@@ -14,34 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from shadowlab.capture import ObjectStore, pairs, summarize
 from shadowlab.remote import RemoteError as CapturesError
-from shadowlab.remote import client, open_store
-from shadowlab.settings import Settings
+from shadowlab.remote import add_server_arguments, client, open_store
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = Settings()
     parser = sub.add_parser(
         "captures", help="list what an experiment or endpoint captured; export the pairs"
     )
     parser.add_argument("name", help="inference experiment name, or endpoint name")
-    parser.add_argument(
-        "--endpoint-url",
-        default=f"http://{defaults.host}:{defaults.port}",
-        help="the shadowlab server (default %(default)s)",
-    )
-    parser.add_argument("--region", default=defaults.default_region)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=defaults.data_dir,
-        help="the server's data dir, for the embedded store (default %(default)s)",
-    )
-    parser.add_argument("--s3-endpoint-url", help="read from this S3-compatible store instead")
+    add_server_arguments(parser)
     parser.add_argument(
         "--pairs", metavar="FILE", help="write production/shadow pairs as JSON Lines ('-': stdout)"
     )

@@ -7,6 +7,7 @@ under its data dir, or the S3-compatible store at `--s3-endpoint-url`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import urllib.error
 import urllib.parse
@@ -15,6 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from shadowlab.capture import LocalObjectStore, ObjectStore, S3ObjectStore
+from shadowlab.settings import Settings
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the server and its captures are: the flags every client-side command shares."""
+    defaults = Settings()
+    parser.add_argument(
+        "--endpoint-url",
+        default=f"http://{defaults.host}:{defaults.port}",
+        help="the shadowlab server (default %(default)s)",
+    )
+    parser.add_argument("--region", default=defaults.default_region)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=defaults.data_dir,
+        help="the server's data dir, for the embedded store (default %(default)s)",
+    )
+    parser.add_argument("--s3-endpoint-url", help="read captures from this S3-compatible store")
 
 
 class RemoteError(Exception):

@@ -19,31 +19,24 @@ from typing import Any, TextIO
 
 from shadowlab.analysis import FAIL, PASS, CompareOptions, render_html, render_text
 from shadowlab.analysis.selector import SelectorError
-from shadowlab.remote import RemoteError, client, get_json, open_store, sync_captures
+from shadowlab.remote import (
+    RemoteError,
+    add_server_arguments,
+    client,
+    get_json,
+    open_store,
+    sync_captures,
+)
 from shadowlab.reporting import ReportError, compare_experiment, window
-from shadowlab.settings import Settings
 
 EXIT_CODES = {PASS: 0, FAIL: 1}
 EXIT_NOT_ENOUGH_DATA = 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = Settings()
     parser = sub.add_parser("report", help="compare an experiment's shadow with production")
     parser.add_argument("experiment", help="inference experiment name")
-    parser.add_argument(
-        "--endpoint-url",
-        default=f"http://{defaults.host}:{defaults.port}",
-        help="the shadowlab server (default %(default)s)",
-    )
-    parser.add_argument("--region", default=defaults.default_region)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=defaults.data_dir,
-        help="the server's data dir, for the embedded store (default %(default)s)",
-    )
-    parser.add_argument("--s3-endpoint-url", help="read captures from this S3-compatible store")
+    add_server_arguments(parser)
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     parser.add_argument("--json", metavar="FILE", help="also write the data as JSON ('-': stdout)")
     parser.add_argument("--selector", help="which part of a JSON answer is the prediction")

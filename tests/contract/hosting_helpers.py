@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.contract.helpers import ROLE, checked, unique, wait_endpoint
+from tests.contract.helpers import ROLE, checked, unique, wait_endpoint, wait_experiment
 from tests.hosting.modelfiles import (
     ECHO_INFERENCE,
     code_only_model_dir,
@@ -130,3 +130,41 @@ def deploy(
         "described": described,
         "models": [m for _, m, _, _ in production],
     }
+
+
+def shadow_experiment(
+    sm: Any,
+    production: str,
+    candidate: str,
+    data_storage: dict[str, Any],
+    tags: list[dict[str, str]] | None = None,
+) -> tuple[str, str]:
+    """An endpoint serving `production` as variant "prod", and a Running shadow-mode inference
+    experiment copying 100% of its traffic to `candidate` as variant "cand", captured to
+    `data_storage`. Returns (endpoint name, experiment name)."""
+    endpoint = deploy(sm, [("prod", production, 1.0, 1)])["endpoint"]
+    name = unique("exp")
+    infra = {
+        "InfrastructureType": "RealTimeInference",
+        "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    checked(
+        sm,
+        "CreateInferenceExperiment",
+        Name=name,
+        Type="ShadowMode",
+        RoleArn=ROLE,
+        EndpointName=endpoint,
+        ModelVariants=[
+            {"ModelName": production, "VariantName": "prod", "InfrastructureConfig": infra},
+            {"ModelName": candidate, "VariantName": "cand", "InfrastructureConfig": infra},
+        ],
+        ShadowModeConfig={
+            "SourceModelVariantName": "prod",
+            "ShadowModelVariants": [{"ShadowModelVariantName": "cand", "SamplingPercentage": 100}],
+        },
+        DataStorageConfig=data_storage,
+        Tags=tags or [],
+    )
+    wait_experiment(sm, name, "Running", timeout=90)
+    return endpoint, name

@@ -24,7 +24,7 @@ import pytest
 
 from tests.capture.support import MotoServer, s3_client
 from tests.contract import hosting_helpers as h
-from tests.contract.helpers import ROLE, checked, unique, wait_endpoint, wait_for
+from tests.contract.helpers import checked, unique, wait_endpoint, wait_for
 from tests.hosting.modelfiles import code_only_model_dir, make_tar
 from tests.serverproc import CREDENTIALS, ServerProcess
 
@@ -268,7 +268,11 @@ def _load_until_stopped(
         conn.close()
 
 
-def test_a_graceful_shutdown_mid_load_loses_no_record(tmp_path: Path) -> None:
+def _capturing_endpoint_under_load(
+    tmp_path: Path, prefix: str
+) -> tuple[ServerProcess, str, threading.Event, list[int], list[threading.Thread]]:
+    """A server capturing 100% of an endpoint (production and shadow) to s3://captures/<prefix>,
+    and three clients sending numbered requests to it for two seconds, still going."""
     proc = ServerProcess(data_dir=tmp_path / "data", hosting="process", extra_env=CAPTURE_ENV)
     proc.start()
     sm = proc.client()
@@ -277,7 +281,7 @@ def test_a_graceful_shutdown_mid_load_loses_no_record(tmp_path: Path) -> None:
     shadow = logging_model(sm, code, tmp_path / "shadow.log", "s:")
     capture = {
         "InitialSamplingPercentage": 100,
-        "DestinationS3Uri": "s3://captures/graceful",
+        "DestinationS3Uri": f"s3://captures/{prefix}",
         "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
         "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
     }
@@ -290,6 +294,11 @@ def test_a_graceful_shutdown_mid_load_loses_no_record(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     time.sleep(2.0)
+    return proc, endpoint, stop, ok, threads
+
+
+def test_a_graceful_shutdown_mid_load_loses_no_record(tmp_path: Path) -> None:
+    proc, endpoint, stop, ok, threads = _capturing_endpoint_under_load(tmp_path, "graceful")
     assert proc.stop() == 0  # SIGTERM in the middle of the load
     stop.set()
     for thread in threads:
@@ -344,55 +353,13 @@ def _run_experiment_with_storage(proc: ServerProcess, s3: Any, tmp_path: Path, s
     url = "s3://models/echo/model.tar.gz"
     production = logging_model(sm, url, tmp_path / "prod.log", "p:")
     candidate = logging_model(sm, url, tmp_path / "cand.log", "c:")
-    config = unique("config")
-    checked(
-        sm,
-        "CreateEndpointConfig",
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "prod",
-                "ModelName": production,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    endpoint = unique("endpoint")
-    checked(sm, "CreateEndpoint", EndpointName=endpoint, EndpointConfigName=config)
-    wait_endpoint(sm, endpoint, "InService", timeout=90)
-    name = unique("exp")
-    infra = {
-        "InfrastructureType": "RealTimeInference",
-        "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-    }
     kms = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    checked(
-        sm,
-        "CreateInferenceExperiment",
-        Name=name,
-        Type="ShadowMode",
-        RoleArn=ROLE,
-        EndpointName=endpoint,
-        ModelVariants=[
-            {"ModelName": production, "VariantName": "prod", "InfrastructureConfig": infra},
-            {"ModelName": candidate, "VariantName": "cand", "InfrastructureConfig": infra},
-        ],
-        ShadowModeConfig={
-            "SourceModelVariantName": "prod",
-            "ShadowModelVariants": [{"ShadowModelVariantName": "cand", "SamplingPercentage": 100}],
-        },
-        DataStorageConfig={
-            "Destination": "s3://experiments/shadow-test",
-            "KmsKey": kms,
-            "ContentType": {"CsvContentTypes": ["text/csv"]},
-        },
-    )
-    wait_for(
-        lambda: checked(sm, "DescribeInferenceExperiment", Name=name)["Status"],
-        lambda s: s == "Running",
-        timeout=90,
-    )
+    storage = {
+        "Destination": "s3://experiments/shadow-test",
+        "KmsKey": kms,
+        "ContentType": {"CsvContentTypes": ["text/csv"]},
+    }
+    endpoint, name = h.shadow_experiment(sm, production, candidate, storage)
     n = 40
     for i in range(n):
         runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=f"{i}")
@@ -437,27 +404,7 @@ def _run_experiment_with_storage(proc: ServerProcess, s3: Any, tmp_path: Path, s
 def test_a_sigkill_loses_at_most_the_last_flush_interval_and_a_restart_recovers_it(
     tmp_path: Path,
 ) -> None:
-    proc = ServerProcess(data_dir=tmp_path / "data", hosting="process", extra_env=CAPTURE_ENV)
-    proc.start()
-    sm = proc.client()
-    code = h.code_model(proc, tmp_path, LOGGING_ECHO)
-    production = logging_model(sm, code, tmp_path / "prod.log", "p:")
-    shadow = logging_model(sm, code, tmp_path / "shadow.log", "s:")
-    capture = {
-        "InitialSamplingPercentage": 100,
-        "DestinationS3Uri": "s3://captures/killed",
-        "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
-        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
-    }
-    endpoint = capture_endpoint(sm, production, shadow, capture)
-    stop, ok = threading.Event(), []
-    threads = [
-        threading.Thread(target=_load_until_stopped, args=(proc.port, endpoint, stop, ok, k))
-        for k in range(3)
-    ]
-    for thread in threads:
-        thread.start()
-    time.sleep(2.0)
+    proc, endpoint, stop, ok, threads = _capturing_endpoint_under_load(tmp_path, "killed")
     answered_before = len(ok)
     proc.kill()  # SIGKILL: no shutdown code runs
     stop.set()

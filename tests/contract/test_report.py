@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract import hosting_helpers as h
-from tests.contract.helpers import ROLE, checked, unique, wait_endpoint, wait_for
+from tests.contract.helpers import checked
 from tests.serverproc import CREDENTIALS, ServerProcess
 
 # {"x": n} in, {"labels": [n % 2]} out; the candidate flips the label of every tenth request.
@@ -64,54 +64,11 @@ def experiment_with_traffic(
     code = h.code_model(server, tmp_path, LABELLER)
     production = h.register(sm, code)
     candidate = h.register(sm, code, {"FLIP_EVERY": "10"})
-    config = unique("config")
-    checked(
-        sm,
-        "CreateEndpointConfig",
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "prod",
-                "ModelName": production,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    endpoint = unique("endpoint")
-    checked(sm, "CreateEndpoint", EndpointName=endpoint, EndpointConfigName=config)
-    wait_endpoint(sm, endpoint, "InService", timeout=90)
-    name = unique("exp")
-    infra = {
-        "InfrastructureType": "RealTimeInference",
-        "RealTimeInferenceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    storage = {
+        "Destination": "s3://reports/tests",
+        "ContentType": {"JsonContentTypes": ["application/json"]},
     }
-    checked(
-        sm,
-        "CreateInferenceExperiment",
-        Name=name,
-        Type="ShadowMode",
-        RoleArn=ROLE,
-        EndpointName=endpoint,
-        ModelVariants=[
-            {"ModelName": production, "VariantName": "prod", "InfrastructureConfig": infra},
-            {"ModelName": candidate, "VariantName": "cand", "InfrastructureConfig": infra},
-        ],
-        ShadowModeConfig={
-            "SourceModelVariantName": "prod",
-            "ShadowModelVariants": [{"ShadowModelVariantName": "cand", "SamplingPercentage": 100}],
-        },
-        DataStorageConfig={
-            "Destination": "s3://reports/tests",
-            "ContentType": {"JsonContentTypes": ["application/json"]},
-        },
-        Tags=tags,
-    )
-    wait_for(
-        lambda: checked(sm, "DescribeInferenceExperiment", Name=name)["Status"],
-        lambda s: s == "Running",
-        timeout=90,
-    )
+    endpoint, name = h.shadow_experiment(sm, production, candidate, storage, tags)
     for n in range(N):
         runtime.invoke_endpoint(
             EndpointName=endpoint, ContentType="application/json", Body=json.dumps({"x": n})

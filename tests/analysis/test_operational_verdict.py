@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import ddsketch
 import numpy as np
 import pytest
 
@@ -50,7 +51,6 @@ def test_interval_covers_the_true_quantile_at_about_its_level() -> None:
 
 
 def test_interval_from_a_ddsketch_holds_the_exact_percentile() -> None:
-    ddsketch = pytest.importorskip("ddsketch")
     rng = random.Random(5)
     samples = [rng.lognormvariate(8, 0.6) for _ in range(20_000)]
     sketch = ddsketch.DDSketch(0.01)

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import S3ObjectStore
-from shadowlab.capture.writer import CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord
 from tests.capture.support import s3_client
 

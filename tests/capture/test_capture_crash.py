@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import S3ObjectStore
-from shadowlab.capture.writer import CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 from tests.capture.support import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import S3ObjectStore
-from shadowlab.capture.writer import CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 from tests.capture.support import MotoServer, TcpProxy, event, record, s3_client
 
 

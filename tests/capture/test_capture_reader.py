@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.reader import captured_files, pairs, records, summarize
 from shadowlab.capture.stores import LocalObjectStore
-from shadowlab.capture.writer import CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 from tests.capture.support import event, record
 from tests.capture.test_capture_record import DOCUMENTED
 

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.observer import CaptureObserver
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import LocalObjectStore, ObjectStore, S3ObjectStore
-from shadowlab.capture.writer import CaptureObserver, CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 from tests.capture.support import KMS_KEY, event, record
 
 FAST = WriterOptions(flush_interval=0.1, max_file_age=0.3, backoff_initial=0.02, backoff_max=0.2)

@@ -7,10 +7,12 @@ Nothing here imports the data plane beyond its observer types.
 """
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError
+from shadowlab.capture.observer import CaptureObserver
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.reader import CapturedFile, VariantCapture, pairs, records, summarize
 from shadowlab.capture.record import RecordEncoder, encode_record
 from shadowlab.capture.stores import LocalObjectStore, ObjectInfo, ObjectStore, S3ObjectStore
-from shadowlab.capture.writer import CaptureObserver, CaptureWriter, WriterOptions
+from shadowlab.capture.writer import CaptureWriter
 
 __all__ = [
     "CaptureConfig",

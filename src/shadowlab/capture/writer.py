@@ -41,10 +41,10 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.record import RecordEncoder
 from shadowlab.capture.spool import META_SUFFIX, SpoolFile
 from shadowlab.capture.stores import ObjectStore
@@ -54,21 +54,6 @@ from shadowlab.dataplane.observer import InvocationRecord
 log = logging.getLogger(__name__)
 
 _Window = tuple[str, str | None, str, str, int]  # destination, kms, endpoint, variant, hour
-
-
-@dataclass(frozen=True, slots=True)
-class WriterOptions:
-    flush_interval: float = 1.0  # fsync period: the crash loss bound
-    poll_interval: float = 0.02  # how often the spool thread drains the queue
-    max_file_bytes: int = 64 << 20
-    max_file_age: float = 60.0
-    max_queue_records: int = 100_000
-    max_queue_bytes: int = 64 << 20  # request + response bytes waiting to be encoded
-    max_spool_bytes: int = 1 << 30  # local disk used while the store lags or is down
-    batch_records: int = 4096  # encoded per drain before the spool thread looks around again
-    backoff_initial: float = 0.1
-    backoff_max: float = 10.0
-    stop_timeout: float = 30.0
 
 
 class CaptureWriter:
@@ -399,20 +384,3 @@ class CaptureWriter:
             spool.sync()
         spool.close()
         self._uploader.put(spool)
-
-
-class CaptureObserver:
-    """The data plane's ``InvocationObserver``: hands every record to the writer once per capture
-    configuration its route carried (``InvocationEvent.capture``: the endpoint config's and a
-    running experiment's may both apply, to different destinations).
-    """
-
-    __slots__ = ("_writer",)
-
-    def __init__(self, writer: CaptureWriter) -> None:
-        self._writer = writer
-
-    def observe(self, record: InvocationRecord) -> None:
-        for config in record.event.capture:
-            if isinstance(config, CaptureConfig):
-                self._writer.submit(record, config)

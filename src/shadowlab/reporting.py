@@ -20,7 +20,6 @@ from shadowlab.analysis import (
     PASS,
     CompareOptions,
     Comparison,
-    Guardrails,
     MinutePoint,
     ShadowCopies,
     VariantOperational,
@@ -204,7 +203,6 @@ def _utc(value: object) -> datetime | None:
 
 __all__ = [
     "TAG_OPTIONS",
-    "Guardrails",
     "ReportError",
     "capture_destination",
     "compare_experiment",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Callable
 
@@ -34,6 +35,28 @@ def post_concurrently(port: int, endpoint: str, n: int) -> list[tuple[int, dict[
     return results
 
 
+def post_pipelined(port: int, endpoint: str, n: int) -> list[tuple[int, dict[str, str], bytes]]:
+    requests = b"".join(
+        b"POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d"
+        % (endpoint.encode(), i % 10)
+        for i in range(n)
+    )
+    results = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(requests)
+        stream = sock.makefile("rb")
+        for _ in range(n):
+            status = int(stream.readline().split()[1])
+            headers = {}
+            while (line := stream.readline().strip()) != b"":
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = stream.read(int(headers.get("content-length", "0")))
+            results.append((status, headers, body))
+        stream.close()
+    return results
+
+
 def route(routing: RoutingTable, endpoint: str, address: tuple[str, int]) -> None:
     routing.set(endpoint, EndpointRoute((VariantRoute("v", 1.0, (address,)),)))
 
@@ -58,7 +81,10 @@ def test_queued_request_that_never_gets_a_connection_is_service_unavailable(
     route(routing, "ep-queue", model.address)
     plane = start_dataplane(pool_limits=PoolLimits(max_connections=1), invoke_timeout_s=0.3)
 
-    results = post_concurrently(plane.port, "ep-queue", 2)
+    # Both requests in one write on one connection (pipelined), so the data plane takes them in
+    # the same loop turn and their deadlines share a timer tick: from two client threads they
+    # could land a tick apart, and then the first one's freed connection would carry the second.
+    results = post_pipelined(plane.port, "ep-queue", 2)
 
     codes = sorted(r[1]["x-amzn-errortype"].split(":")[0] for r in results)
     # One was sent and timed out (the model had it); one never left the queue.

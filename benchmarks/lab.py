@@ -39,11 +39,15 @@ class Row:
     proxy: str | None  # "shadowlab", "nginx", or None: straight to the production model server
     shadow: str | None  # one of SHADOWS, or None
     capture: bool = False  # shadowlab only: the endpoint captures 100% of its traffic
+    signed: bool = False  # shadowlab only: every request carries a SigV4 signature to verify
 
 
 DIRECT = Row("direct", "direct to the model server", None, None)
 SL_PLAIN = Row("shadowlab-plain", "shadowlab, no shadow", "shadowlab", None)
 NGINX_PLAIN = Row("nginx-plain", "nginx keep-alive proxy", "nginx", None)
+SL_PLAIN_SIGNED = Row(
+    "shadowlab-plain-signed", "shadowlab, no shadow, SigV4 verified", "shadowlab", None, signed=True
+)
 SL_FAST = Row("shadowlab-fast", "shadowlab, 100% shadow (fast)", "shadowlab", "fast")
 NGINX_FAST = Row("nginx-fast", "nginx mirror (fast)", "nginx", "fast")
 SL_PLAIN_CAPTURE = Row(
@@ -69,7 +73,7 @@ SL_SERIAL = Row(
 # to both whichever way the group runs.
 SATURATED_GROUPS: tuple[tuple[Row, ...], ...] = (
     (DIRECT,),
-    (SL_PLAIN_CAPTURE, SL_PLAIN, NGINX_PLAIN),
+    (SL_PLAIN_CAPTURE, SL_PLAIN, SL_PLAIN_SIGNED, NGINX_PLAIN),
     (SL_FAST_CAPTURE, SL_FAST, NGINX_FAST),
     (SL_SLOW, NGINX_SLOW),
 )
@@ -78,6 +82,7 @@ ALL_ROWS = (
     DIRECT,
     SL_PLAIN,
     SL_PLAIN_CAPTURE,
+    SL_PLAIN_SIGNED,
     NGINX_PLAIN,
     SL_FAST,
     SL_FAST_CAPTURE,

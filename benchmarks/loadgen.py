@@ -27,7 +27,7 @@ wrk.method = "POST"
 wrk.body = '%(body)s'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
-
+%(signed)s
 %(delay)s
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -52,13 +52,21 @@ class WrkResult:
         return self.requests / self.duration_s if self.duration_s else 0.0
 
 
-def write_script(directory: Path, pace_ms: int | None = None) -> Path:
-    """The POST script; with `pace_ms`, each request waits a random 0..2*pace_ms ms first."""
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def write_script(
+    directory: Path, pace_ms: int | None = None, signed: dict[str, str] | None = None
+) -> Path:
+    """The POST script; with `pace_ms`, each request waits a random 0..2*pace_ms ms first;
+    `signed`: extra headers (a SigV4 signature of BODY) sent with every request."""
     delay = ""
     if pace_ms is not None:
         delay = f"delay = function() return math.random(0, {2 * pace_ms}) end\n"
-    path = directory / ("post.lua" if pace_ms is None else f"post-paced-{pace_ms}.lua")
-    path.write_text(_SCRIPT % {"body": BODY, "delay": delay})
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (signed or {}).items())
+    name = "post" if pace_ms is None else f"post-paced-{pace_ms}"
+    path = directory / (f"{name}-signed.lua" if signed else f"{name}.lua")
+    path.write_text(_SCRIPT % {"body": BODY, "delay": delay, "signed": extra})
     return path
 
 

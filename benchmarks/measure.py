@@ -41,6 +41,7 @@ class Phase:
     # each group, so drift between rows measured seconds apart favours none of them.
     groups: tuple[tuple[Row, ...], ...]
     script: Path
+    pace_ms: int | None = None  # the script's pacing (see loadgen.write_script)
 
     @property
     def rows(self) -> tuple[Row, ...]:
@@ -225,9 +226,13 @@ def measure(lab: Lab, row: Row, phase: Phase, round_no: int, log: Path | None) -
         set_affinity(pid, lab.cores.server)
     try:
         window = _CpuWindow(lab, pid)
+        script = phase.script
+        if row.signed:  # signed now: a signature holds for the server's 15-minute allowance
+            headers = shadowlabctl.signed_headers(lab.url(row), loadgen.BODY, loadgen.HEADERS)
+            script = loadgen.write_script(script.parent, phase.pace_ms, headers)
         result = loadgen.run_wrk(
             lab.url(row),
-            script=phase.script,
+            script=script,
             connections=phase.connections,
             duration_s=phase.duration_s,
             cpus=lab.cores.load,

@@ -10,6 +10,8 @@ Phases, each row once per round:
   to a quarter of the offered load), to compare production p99 at equal load and to see how
   much of its share a shadow slower than its offered load gets;
 - single, 1 connection: direct, shadowlab, nginx, for the latency each proxy adds.
+A signed row (wrk replays one request signed with botocore just before the row runs) sits
+next to shadowlab's plain row in the saturated and single phases: what verifying SigV4 costs.
 shadowlab and nginx rows run side by side (a capture row next to its twin without capture),
 their order alternating by round, so every ratio compares rows measured seconds apart. The
 report goes to stdout and benchmarks/results/latest.md; every process's log to
@@ -36,6 +38,7 @@ from lab import (
     SATURATED_GROUPS,
     SERIAL_SHADOW_MS,
     SL_PLAIN,
+    SL_PLAIN_SIGNED,
     SL_SERIAL,
     SL_SLOW,
     Lab,
@@ -61,10 +64,10 @@ def phases(args: argparse.Namespace, work_dir: Path) -> list[Phase]:
     # Paced: the no-shadow row between the two shadow rows, so each is compared with a
     # neighbour; the order reverses in even rounds.
     paced_rows = ((SL_SLOW, SL_PLAIN, SL_SERIAL),)
-    single_rows = ((DIRECT,), (SL_PLAIN, NGINX_PLAIN))
+    single_rows = ((DIRECT,), (SL_PLAIN, SL_PLAIN_SIGNED, NGINX_PLAIN))
     return [
         Phase("saturated", str(c), c, args.duration, SATURATED_GROUPS, post),
-        Phase("paced", f"{c}, paced", c, args.paced_duration, paced_rows, paced),
+        Phase("paced", f"{c}, paced", c, args.paced_duration, paced_rows, paced, PACE_MS),
         Phase("single", "1", 1, args.single_duration, single_rows, post),
     ]
 

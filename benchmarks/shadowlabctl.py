@@ -20,11 +20,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from processes import Supervisor, free_port
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
+# The key pair the server accepts: the setup's boto3 client and the signed row sign with it.
+ACCESS_KEY, SECRET_KEY, REGION = "bench", "bench-secret", "us-east-1"
 INSTANCE = "ml.m5.large"
 
 
@@ -35,6 +38,13 @@ def start_shadowlab(
     port = free_port()
     argv = [sys.executable, "-m", "shadowlab", "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data-dir", data_dir, "--hosting", "process", "--log-level", "warning"]
+    # Most rows send unsigned requests (wrk); the signed row's are verified against the file.
+    credentials = Path(data_dir) / "credentials"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(
+        f"[bench]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    )
+    argv += ["--credentials-file", str(credentials), "--allow-unsigned"]
     proc = supervisor.start("shadowlab", argv, cpus=cpus, env=env, port=port)
     try:
         _wait_healthy(port)
@@ -62,9 +72,9 @@ def _client(port: int) -> Any:
     return boto3.client(
         "sagemaker",
         endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
     )
 
 
@@ -131,6 +141,18 @@ def create_endpoints(
         if pending and time.monotonic() > deadline:
             raise RuntimeError(f"endpoints not InService within 60s: {sorted(pending)}")
         time.sleep(0.1)
+
+
+def signed_headers(url: str, body: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """The SigV4 headers boto3 would send for this POST (valid for the server's clock skew
+    allowance, 15 minutes: sign right before the row runs)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=url, data=body.encode(), headers=dict(headers))
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "sagemaker", REGION).add_auth(request)
+    return {name: value for name, value in request.headers.items() if name not in headers}
 
 
 def stats(port: int) -> dict[str, Any]:

@@ -15,11 +15,51 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+ACCESS_KEY, SECRET_KEY = "testing", "testing"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+
+
+def write_credentials_file(path: Path, pairs: dict[str, str]) -> Path:
+    """An AWS-style credentials file, one profile per access key."""
+    sections = [
+        f"[profile{n}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+        for n, (key, secret) in enumerate(pairs.items())
+    ]
+    path.write_text("\n".join(sections))
+    return path
+
+
+def sign(
+    method: str,
+    url: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    region: str = REGION,
+    access_key: str = ACCESS_KEY,
+    secret_key: str = SECRET_KEY,
+) -> dict[str, str]:
+    """The headers of `url` signed as boto3 signs (SigV4, service "sagemaker"), to send as-is."""
+    request = AWSRequest(method=method, url=url, data=body, headers=headers or {})
+    SigV4Auth(Credentials(access_key, secret_key), "sagemaker", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def signed_urlopen(
+    url: str, *, method: str = "GET", body: bytes = b"", timeout: float = 30, region: str = REGION
+) -> Any:
+    """urllib.request.urlopen of a signed request (the server verifies every signature)."""
+    request = urllib.request.Request(
+        url, data=body or None, method=method, headers=sign(method, url, body, region=region)
+    )
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def free_port() -> int:
@@ -35,6 +75,8 @@ class ServerProcess:
     hosting: str = "none"
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Signed requests, verified against the test key pair; False: --allow-unsigned.
+    verify_signatures: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +108,12 @@ class ServerProcess:
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
+        if self.verify_signatures:
+            path = self.data_dir.parent / f"credentials-{self.port}"
+            write_credentials_file(path, {ACCESS_KEY: SECRET_KEY})
+            command += ["--credentials-file", str(path)]
+        else:
+            command += ["--allow-unsigned"]
         env = {**os.environ, "SHADOWLAB_RECONCILE_INTERVAL": "0.1", **self.extra_env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -107,8 +155,8 @@ class ServerProcess:
             service,
             endpoint_url=self.url,
             region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
             config=Config(retries={"max_attempts": 1}),
         )
 

@@ -18,6 +18,7 @@ from shadowlab.controlplane.asgi import (
 )
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.controlplane.operations import operation_table
+from shadowlab.domain.environment import UpstreamHosts
 from shadowlab.metrics.query import metrics_json
 from shadowlab.services.context import Clock
 from shadowlab.services.deployments import Hosting, ImmediateHosting
@@ -49,7 +50,7 @@ def build_services(store: Store, settings: Settings, clock: Clock) -> Services:
     endpoints = EndpointService(store, tags, clock, settings.max_instances)
     return Services(
         tags=tags,
-        models=ModelService(store, tags, clock),
+        models=ModelService(store, tags, clock, UpstreamHosts.parse(settings.upstream_hosts)),
         configs=EndpointConfigService(store, tags, clock),
         endpoints=endpoints,
         experiments=ExperimentService(store, tags, clock, endpoints),

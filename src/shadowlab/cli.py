@@ -26,6 +26,17 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run real worker processes (default) or manage resources only",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--worker-user", help="run model workers as this user (server as root)")
+    serve.add_argument(
+        "--credentials-file",
+        help="AWS credentials file: each profile's key pair may sign requests (SigV4, verified)",
+    )
+    serve.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        default=None,
+        help="accept unsigned requests (development only; loopback binds only)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        from shadowlab.auth import CredentialsError
         from shadowlab.server import serve
 
-        return serve(settings)
+        try:
+            return serve(settings)
+        except CredentialsError as exc:
+            print(f"shadowlab serve: {exc}", file=sys.stderr)
+            return 2
     if args.command == "captures":
         return captures.run(args)
     if args.command == "report":

@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 
 from shadowlab import report
 from shadowlab.demo_models import TrainedModel, train_and_package
+from shadowlab.remote import signed_request
 
 ROLE = "arn:aws:iam::000000000000:role/ShadowlabDemo"
 CAPTURE_BUCKET = "demo-captures"
@@ -55,10 +57,25 @@ def _free_port(preferred: int) -> int:
             return int(sock.getsockname()[1])
 
 
+def demo_credentials(data_dir: Path) -> Path:
+    """A credentials file with one fresh key pair, which this process's clients sign with.
+
+    The server verifies every request's signature against it; the demo's boto3 clients and the
+    report command find the pair where any AWS SDK looks first, the environment."""
+    key, secret = "AKIDSHADOWLABDEMO", secrets.token_urlsafe(30)
+    path = data_dir / "credentials"
+    path.write_text(f"[demo]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    path.chmod(0o600)
+    os.environ.update({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(variable, None)
+    return path
+
+
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     log = (data_dir / "server.log").open("ab")
     command = [sys.executable, "-m", "shadowlab", "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
+    command += ["--data-dir", str(data_dir), "--credentials-file", str(demo_credentials(data_dir))]
     env = {
         **os.environ,
         "SHADOWLAB_RECONCILE_INTERVAL": "0.2",
@@ -82,7 +99,8 @@ def shadow_counters(url: str, endpoint: str, patience: float = 15.0) -> list[dic
     """The mirror's counters once the copies still in flight have come back."""
     deadline = time.monotonic() + patience
     while True:
-        with urllib.request.urlopen(f"{url}/shadowlab/stats", timeout=5) as reply:
+        request = signed_request(f"{url}/shadowlab/stats", "us-east-1")
+        with urllib.request.urlopen(request, timeout=5) as reply:
             rows = [r for r in json.loads(reply.read())["shadows"] if r["endpoint"] == endpoint]
         if all(r["in_flight"] == 0 for r in rows) or time.monotonic() > deadline:
             return rows
@@ -104,14 +122,9 @@ class Demo:
     def __init__(self, url: str, data_dir: Path, rows: list[list[float]], suffix: str) -> None:
         import boto3
 
-        creds = {
-            "region_name": "us-east-1",
-            "aws_access_key_id": "demo",
-            "aws_secret_access_key": "demo",
-            "endpoint_url": url,
-        }
-        self.sm = boto3.client("sagemaker", **creds)
-        self.runtime = boto3.client("sagemaker-runtime", **creds)
+        # Credentials come from the environment (demo_credentials), as for any SDK user.
+        self.sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=url)
+        self.runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", endpoint_url=url)
         self.url = url
         self.data_dir = data_dir
         self.rows = rows

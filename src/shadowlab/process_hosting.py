@@ -7,6 +7,10 @@ keep their workers (and are scaled if their count changed); changed variants get
 and the routes switch only once every new instance answers. If any new instance fails to start,
 the new workers are stopped, the old routes stay, and the failure (the worker's own error) is
 reported, which the reconciler turns into Failed or a rollback.
+
+Workers are confined by `WorkerIsolation` (user, resource limits; see hosting.isolation), model
+artifacts are bounded by `ArtifactLimits`, and upstream URLs by `UpstreamHosts`, all from
+settings.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -23,9 +28,10 @@ from typing import Any
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError
 from shadowlab.dataplane.routing import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
-from shadowlab.hosting.artifacts import ArtifactError, prepare_model_dir
+from shadowlab.hosting.artifacts import ArtifactError, ArtifactLimits, prepare_model_dir
+from shadowlab.hosting.isolation import ResolvedUser, WorkerIsolation, resolve_user
 from shadowlab.hosting.supervisor import VariantInstances, WorkerSpec, WorkerStartError
-from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE
+from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE, UpstreamHosts
 from shadowlab.services.deployments import (
     EndpointDeployment,
     HostingState,
@@ -73,12 +79,21 @@ class ProcessHosting:
         work_dir: Path,
         object_store_root: Path,
         s3_client_factory: Callable[[], Any] | None = None,
+        *,
+        isolation: WorkerIsolation | None = None,
+        artifact_limits: ArtifactLimits | None = None,
+        upstream_hosts: UpstreamHosts | None = None,
     ) -> None:
         self.loop = loop
         self.routing = routing
         self.work_dir = work_dir
         self.object_store_root = object_store_root
         self.s3_client_factory = s3_client_factory
+        self.isolation = isolation or WorkerIsolation()
+        # Checked now: a server that cannot run workers as asked must not start at all.
+        self.worker_user = resolve_user(self.isolation.user)
+        self.artifact_limits = artifact_limits or ArtifactLimits()
+        self.upstream_hosts = upstream_hosts
         self._endpoints: dict[str, _Endpoint] = {}
         self._removals: dict[str, Future[None]] = {}
 
@@ -199,14 +214,24 @@ class ProcessHosting:
         if UPSTREAM_URL_VARIABLE not in environment:
             url = variant.container.get("ModelDataUrl")
             s3 = self.s3_client_factory() if self.s3_client_factory and url else None
-            await asyncio.to_thread(prepare_model_dir, url, model_dir, self.object_store_root, s3)
+            await asyncio.to_thread(
+                prepare_model_dir, url, model_dir, self.object_store_root, s3, self.artifact_limits
+            )
         else:
             model_dir.mkdir(parents=True, exist_ok=True)
+        if self.worker_user is not None:
+            await asyncio.to_thread(_hand_over, self.work_dir, model_dir, self.worker_user)
         spec = WorkerSpec(
-            model_dir=model_dir, environment=environment, log_path=base / "worker.log"
+            model_dir=model_dir,
+            environment=environment,
+            log_path=base / "worker.log",
+            isolation=self.isolation,
         )
         instances = VariantInstances(
-            spec, variant.instance_count, lambda _addresses: self._publish(endpoint)
+            spec,
+            variant.instance_count,
+            lambda _addresses: self._publish(endpoint),
+            upstream_hosts=self.upstream_hosts,
         )
         try:
             await instances.start()
@@ -239,6 +264,20 @@ class ProcessHosting:
             await variant.instances.stop()
         endpoint.variants = {}
         await asyncio.to_thread(shutil.rmtree, self.work_dir / key.replace("/", "_"), True)
+
+
+def _hand_over(work_dir: Path, model_dir: Path, user: ResolvedUser) -> None:
+    """Let the worker user reach its model directory and own it (model code may write there, as
+    it may today); the directories above it, up to the work dir, only become traversable, not
+    readable. Whatever holds the work dir (the data dir) must be traversable by that user."""
+    for path in [model_dir.parent, *model_dir.parent.parents]:
+        os.chmod(path, os.stat(path).st_mode | 0o111)
+        if path == work_dir:
+            break
+    for root, dirs, files in os.walk(model_dir):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), user.uid, user.gid, follow_symlinks=False)
+    os.chown(model_dir, user.uid, user.gid)
 
 
 def capture_configs(deployment: EndpointDeployment) -> tuple[CaptureConfig, ...]:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     try:
         experiment, endpoint, tags = _describe(args.experiment, args.endpoint_url, args.region)
         start, end = window(experiment)
-        sync_captures(args.endpoint_url)
+        sync_captures(args.endpoint_url, args.region)
         metrics = get_json(
             args.endpoint_url,
             "/shadowlab/metrics/query",
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
                 "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
+            args.region,
         )
         store = open_store(args.data_dir, args.s3_endpoint_url)
         base = CompareOptions()

@@ -16,6 +16,8 @@ from typing import Any
 import uvloop
 
 from shadowlab.app import Application
+from shadowlab.auth import SigV4Verifier
+from shadowlab.auth.policy import verifier_for
 from shadowlab.capture import (
     CaptureObserver,
     CaptureWriter,
@@ -26,6 +28,11 @@ from shadowlab.capture import (
 )
 from shadowlab.comparisons import Comparer
 from shadowlab.dataplane import DataPlaneServer, MirrorSettings, RoutingTable
+from shadowlab.dataplane.limits import ConnectionLimits
+from shadowlab.dataplane.signatures import SignatureGate
+from shadowlab.domain.environment import UpstreamHosts
+from shadowlab.hosting.artifacts import ArtifactLimits
+from shadowlab.hosting.isolation import WorkerIsolation
 from shadowlab.metrics import Exposition, MetricsAggregator, MetricsService, new_replica_id
 from shadowlab.process_hosting import ProcessHosting
 from shadowlab.services.deployments import Hosting, ImmediateHosting
@@ -57,7 +64,7 @@ def _capture_store(settings: Settings) -> ObjectStore:
     return S3ObjectStore(factory())
 
 
-async def run(settings: Settings, stop: asyncio.Event) -> None:
+async def run(settings: Settings, stop: asyncio.Event, verifier: SigV4Verifier | None) -> None:
     loop = asyncio.get_running_loop()
     routing = RoutingTable()
     process_hosting: ProcessHosting | None = None
@@ -69,6 +76,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             work_dir=settings.data_dir / "instances",
             object_store_root=settings.object_store_root,
             s3_client_factory=_s3_client_factory(settings),
+            isolation=WorkerIsolation(
+                settings.worker_user,
+                settings.worker_max_open_files,
+                settings.worker_max_address_space_mb,
+            ),
+            artifact_limits=ArtifactLimits(
+                settings.artifact_max_bytes, settings.artifact_max_members
+            ),
+            upstream_hosts=UpstreamHosts.parse(settings.upstream_hosts),
         )
         hosting = process_hosting
     else:
@@ -91,6 +107,19 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         default_region=settings.default_region,
         observer=CaptureObserver(capture),
         metrics=aggregator,
+        limits=ConnectionLimits(
+            head_timeout_s=settings.head_timeout,
+            body_timeout_s=settings.body_timeout,
+            body_min_rate=settings.body_min_rate,
+            keepalive_timeout_s=settings.keepalive_timeout,
+            max_connections=settings.max_connections,
+            max_buffered_body_bytes=settings.max_buffered_body_bytes,
+        ),
+        signatures=(
+            SignatureGate(verifier, allow_unsigned=settings.allow_unsigned)
+            if verifier is not None
+            else None
+        ),
     )
     metrics = MetricsService(
         aggregator,
@@ -119,6 +148,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     app.stats.capture = capture.stats
     app.stats.variants, app.stats.shadows = server.variant_stats, server.mirror_stats
     app.stats.instances = server.instance_stats
+    app.stats.connections = server.connection_stats
     # The ~100k long-lived objects of start-up (botocore's model, SQLAlchemy, Starlette) made
     # every full collection stop the event loop for 25-75 ms under load (measured, see
     # docs/benchmarks.md); frozen, they are never scanned again and a collection takes < 0.1 ms.
@@ -144,12 +174,18 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT. Raises CredentialsError, before anything starts, when the
+    settings name no credentials and do not allow unsigned access on loopback."""
+    verifier = verifier_for(settings)
+    if settings.allow_unsigned:
+        log.warning("unsigned requests accepted (--allow-unsigned): anyone on this host may call")
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run(settings, stop)
+        await run(settings, stop, verifier)
 
     uvloop.run(main())
     return 0

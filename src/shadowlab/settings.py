@@ -36,6 +36,36 @@ class Settings:
     # "process": real worker processes; "none": control plane only (variants InService at once).
     hosting: str = "process"
     log_level: str = "info"
+    # Slow and greedy clients (defaults and why: dataplane/limits.py ConnectionLimits).
+    # Seconds for a whole request head to arrive (a new connection's first: from accept).
+    head_timeout: float = 10.0
+    # A request body must average body_min_rate bytes/s over every body_timeout seconds.
+    body_timeout: float = 20.0
+    body_min_rate: int = 500
+    # Seconds an idle keep-alive connection is kept open.
+    keepalive_timeout: float = 75.0
+    # Open client connections; more are answered 503 and closed (also bounded by ulimit -n).
+    max_connections: int = 10_000
+    # Request-body bytes buffered across all connections; a body beyond that gets a 503.
+    max_buffered_body_bytes: int = 256 * 1024 * 1024
+    # AWS-style credentials file: every profile's key pair may sign requests (SigV4, verified).
+    credentials_file: Path | None = None
+    # Accept unsigned requests instead (development only; refused unless the bind is loopback).
+    allow_unsigned: bool = False
+    # How far a request's signing time may be from the server's clock, as AWS allows.
+    auth_max_skew: float = 900.0
+    # Run workers as this user (the server must run as root); None: as the server's own user.
+    worker_user: str | None = None
+    # Per-worker RLIMIT_AS in MiB; 0: unlimited (numpy/BLAS reserve large virtual ranges).
+    worker_max_address_space_mb: int = 0
+    # Per-worker RLIMIT_NOFILE (hard limit: model code cannot raise it).
+    worker_max_open_files: int = 4096
+    # Bytes one model may unpack to (archive, S3 prefix or directory); see hosting/artifacts.py.
+    artifact_max_bytes: int = 10 * 1024**3
+    # Files and directories one model may unpack to.
+    artifact_max_members: int = 100_000
+    # Where SHADOWLAB_UPSTREAM_URL may point: IP networks and host names, comma-separated; "*" any.
+    upstream_hosts: str = "127.0.0.0/8,::1,localhost"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -55,6 +85,8 @@ class Settings:
 
 
 def _coerce(kind: Any, raw: str) -> Any:
+    if kind in (bool, "bool"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if kind in (int, "int"):
         return int(raw)
     if kind in (float, "float"):
@@ -79,7 +111,7 @@ def load_settings(
             values[f.name] = _coerce(kind, raw)
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = Path(value) if key == "data_dir" else value
+            values[key] = Path(value) if key in ("data_dir", "credentials_file") else value
     settings = replace(Settings(), **values)
     # Workers run with other working directories: every path they are handed is absolute.
     return replace(settings, data_dir=settings.data_dir.resolve())

@@ -17,7 +17,7 @@ from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.serverproc import ACCOUNT, REGION, ServerProcess
+from tests.serverproc import ACCOUNT, REGION, ServerProcess, sign
 
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
 
@@ -40,15 +40,11 @@ def post(server: ServerProcess, operation: str, body: bytes) -> tuple[int, dict[
     """POST a SageMaker JSON 1.1 request; (status, headers with lower-case names, JSON body)."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request(
-            "POST",
-            "/",
-            body=body,
-            headers={
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": f"SageMaker.{operation}",
-            },
-        )
+        headers = {
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": f"SageMaker.{operation}",
+        }
+        conn.request("POST", "/", body=body, headers=sign("POST", server.url + "/", body, headers))
         response = conn.getresponse()
         headers = {k.lower(): v for k, v in response.getheaders()}
         return response.status, headers, json.loads(response.read())

@@ -14,7 +14,6 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from tests.capture.support import MotoServer, s3_client
 from tests.contract import hosting_helpers as h
 from tests.contract.helpers import checked, unique, wait_endpoint, wait_for
 from tests.hosting.modelfiles import code_only_model_dir, make_tar
-from tests.serverproc import CREDENTIALS, ServerProcess
+from tests.serverproc import CREDENTIALS, ServerProcess, sign, signed_urlopen
 
 # Answers "<name>:<body>" and logs every body it ran, so counts can be checked from its side.
 LOGGING_ECHO = textwrap.dedent(
@@ -167,7 +166,7 @@ def test_endpoint_capture_in_sagemaker_format_to_the_embedded_store(
     assert paired["captureData"]["endpointOutput"]["data"] == "s:0,1.5"
     assert Counter(r["eventMetadata"]["eventId"] for r in lines["prod"]).most_common(1)[0][1] == 1
 
-    with urllib.request.urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
+    with signed_urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
         counters = json.loads(reply.read())["capture"]
     assert counters["records_written"] >= 2 * n + 1 and counters["dropped"] == 0, counters
 
@@ -251,12 +250,10 @@ def _load_until_stopped(
     try:
         while not stop.is_set():
             try:
-                conn.request(
-                    "POST",
-                    f"/endpoints/{endpoint}/invocations",
-                    body=b"%d" % i,
-                    headers={"Content-Type": "text/csv"},
-                )
+                path, body = f"/endpoints/{endpoint}/invocations", b"%d" % i
+                url = f"http://127.0.0.1:{port}{path}"
+                headers = sign("POST", url, body, {"Content-Type": "text/csv"})
+                conn.request("POST", path, body=body, headers=headers)
                 reply = conn.getresponse()
                 reply.read()
             except (OSError, http.client.HTTPException):

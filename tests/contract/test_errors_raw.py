@@ -17,7 +17,7 @@ import botocore.session
 import pytest
 
 from tests.contract.helpers import ROLE, create_model, unique
-from tests.serverproc import ACCOUNT, ServerProcess
+from tests.serverproc import ACCOUNT, REGION, ServerProcess, sign
 
 _NOT_SERVED = (
     "is part of the SageMaker API but not served by shadowlab. Supported: models, endpoint "
@@ -26,15 +26,21 @@ _NOT_SERVED = (
 
 
 def send(
-    server: ServerProcess, target: str | None, body: bytes, headers: dict[str, str] | None = None
+    server: ServerProcess,
+    target: str | None,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    region: str = REGION,
 ) -> tuple[int, dict[str, str], Any]:
-    """POST `body` to the control plane; (status, headers with lower-case names, JSON body)."""
+    """POST `body` to the control plane, signed for `region`; (status, headers with lower-case
+    names, JSON body)."""
     sent = {"Content-Type": "application/x-amz-json-1.1", **(headers or {})}
     if target is not None:
         sent["X-Amz-Target"] = target
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request("POST", "/", body=body, headers=sent)
+        signed = sign("POST", server.url + "/", body, sent, region=region)
+        conn.request("POST", "/", body=body, headers=signed)
         response = conn.getresponse()
         received = {k.lower(): v for k, v in response.getheaders()}
         return response.status, received, json.loads(response.read())
@@ -43,11 +49,15 @@ def send(
 
 
 def error(
-    server: ServerProcess, target: str | None, body: bytes | dict[str, Any], **headers: str
+    server: ServerProcess,
+    target: str | None,
+    body: bytes | dict[str, Any],
+    region: str = REGION,
+    **headers: str,
 ) -> tuple[str, str]:
     """(code, message) of a request that must fail, after checking the error's wire form."""
     raw = json.dumps(body).encode() if isinstance(body, dict) else body
-    status, received, document = send(server, target, raw, headers)
+    status, received, document = send(server, target, raw, headers, region)
     assert status == 400, document
     code = document["__type"]
     assert received["x-amzn-errortype"].split(":", 1)[0] == code
@@ -255,10 +265,9 @@ def test_range_and_map_constraints(server: ServerProcess) -> None:
 
 def test_unknown_resource_names_the_region_signed_for(server: ServerProcess) -> None:
     name = unique("Missing")
-    signed = "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/sagemaker/aws4_request, x"
-    for region, headers in (("us-east-1", {}), ("eu-west-1", {"Authorization": signed})):
+    for region in ("us-east-1", "eu-west-1"):
         arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:model/{name.lower()}"
-        assert error(server, "SageMaker.DescribeModel", {"ModelName": name}, **headers) == (
+        assert error(server, "SageMaker.DescribeModel", {"ModelName": name}, region=region) == (
             "ValidationException",
             f'Could not find model "{arn}".',
         )

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.contract.helpers import (
     wait_for,
 )
 from tests.hosting.modelfiles import iris_model_dir, running_worker
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, signed_urlopen
 from tests.shapecheck import assert_output_shape
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -64,7 +63,7 @@ def invoke(runtime: Any, endpoint: str, body: bytes | str, **extra: Any) -> dict
 
 
 def stats(server: ServerProcess, endpoint: str) -> dict[str, dict[str, int]]:
-    with urllib.request.urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
+    with signed_urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
         data = json.loads(reply.read())
     rows = {r["variant"]: r for r in data["variants"] if r["endpoint"] == endpoint}
     rows.update({r["shadow"]: r for r in data["shadows"] if r["endpoint"] == endpoint})
@@ -412,7 +411,7 @@ def test_model_server_workers_serve_one_instance_and_a_killed_one_is_replaced(
     endpoint = h.deploy(sm, [("AllTraffic", model, 1.0, 1)])["endpoint"]
     described = checked(sm, "DescribeEndpoint", EndpointName=endpoint)
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
-    with urllib.request.urlopen(hosted.url + "/shadowlab/stats", timeout=5) as reply:
+    with signed_urlopen(hosted.url + "/shadowlab/stats", timeout=5) as reply:
         routed = [r for r in json.loads(reply.read())["instances"] if r["endpoint"] == endpoint]
     assert len(routed[0]["instances"]) == 3  # one instance, three model-server processes
     pids = _pids(runtime, endpoint, 30)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.contract import hosting_helpers as h
 from tests.contract.helpers import checked
-from tests.serverproc import CREDENTIALS, ServerProcess
+from tests.serverproc import CREDENTIALS, ServerProcess, signed_urlopen
 
 # {"x": n} in, {"labels": [n % 2]} out; the candidate flips the label of every tenth request.
 LABELLER = textwrap.dedent(
@@ -110,7 +110,7 @@ def test_report_json_html_and_route_agree_on_a_known_disagreement(
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
 
     # The server's route gives the same data.
-    with urllib.request.urlopen(
+    with signed_urlopen(
         f"{server.url}/shadowlab/experiments/{name}/comparison", timeout=60
     ) as reply:
         routed = json.loads(reply.read())
@@ -123,7 +123,7 @@ def test_errors_are_clear(server: ServerProcess, tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert "ResourceNotFound" in missing.stderr and "no-such-experiment" in missing.stderr
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(f"{server.url}/shadowlab/experiments/nope/comparison", timeout=30)
+        signed_urlopen(f"{server.url}/shadowlab/experiments/nope/comparison", timeout=30)
     assert caught.value.code == 404
     assert json.loads(caught.value.read())["code"] == "ResourceNotFound"
 
@@ -141,6 +141,5 @@ def test_errors_are_clear(server: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_capture_sync_route(server: ServerProcess) -> None:
-    request = urllib.request.Request(f"{server.url}/shadowlab/capture/sync", method="POST")
-    with urllib.request.urlopen(request, timeout=60) as reply:
+    with signed_urlopen(f"{server.url}/shadowlab/capture/sync", method="POST", timeout=60) as reply:
         assert json.loads(reply.read()) == {"complete": True}

@@ -13,7 +13,6 @@ import json
 import textwrap
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 
 from tests.contract import hosting_helpers as h
 from tests.contract.helpers import wait_for
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, sign, signed_urlopen
 
 PRODUCTION_S, SHADOW_S = 0.002, 0.02
 # Logs the body of every request it runs, so the test knows exactly which copies were served.
@@ -63,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as reply:
+    with signed_urlopen(url, timeout=5) as reply:
         return json.loads(reply.read())
 
 
@@ -85,6 +84,7 @@ def paced_load(port: int, path: str, rate: float, duration_s: float, clients: in
     total = int(rate * duration_s)
     statuses = [0] * total
     start = time.monotonic() + 0.1
+    url = f"http://127.0.0.1:{port}{path}"
 
     def client(first: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -93,7 +93,9 @@ def paced_load(port: int, path: str, rate: float, duration_s: float, clients: in
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                conn.request("POST", path, body=b"%d" % i, headers={"Content-Type": "text/plain"})
+                body = b"%d" % i
+                headers = sign("POST", url, body, {"Content-Type": "text/plain"})
+                conn.request("POST", path, body=body, headers=headers)
                 reply = conn.getresponse()
                 reply.read()
                 statuses[i] = reply.status

@@ -219,3 +219,17 @@ def test_s3_client_downloads_a_prefix(tmp_path: Path, s3_client: Any) -> None:
 def test_s3_client_missing_object(tmp_path: Path, s3_client: Any) -> None:
     with pytest.raises(ArtifactError, match=r"^ModelDataUrl s3://models/gone.tar.gz: no such"):
         prepare_model_dir("s3://models/gone.tar.gz", tmp_path / "m", tmp_path / "x", s3_client)
+
+
+def test_s3_client_downloads_are_bounded(tmp_path: Path, s3_client: Any) -> None:
+    from shadowlab.hosting.artifacts import ArtifactLimits
+
+    # The download itself stops at the limit: an archive larger than its model may be is
+    # refused before it is extracted (and before all of it is fetched).
+    url = "s3://models/iris/model.tar.gz"
+    with pytest.raises(ArtifactError, match=r"model.tar.gz is more than 100 bytes \(limit SHAD"):
+        prepare_model_dir(url, tmp_path / "a", tmp_path / "x", s3_client, ArtifactLimits(100))
+    limits = ArtifactLimits(max_members=2)
+    with pytest.raises(ArtifactError, match=r"the model has more than 2 files \(limit SHADOWLAB_"):
+        prepare_model_dir("s3://models/unpacked", tmp_path / "b", tmp_path / "x", s3_client, limits)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -105,8 +105,10 @@ def test_a_known_load_is_counted_exactly_and_sketched_within_one_percent(
         for q in (0.5, 0.9, 0.99):
             exact = float(np.percentile(raw, q * 100, method="lower"))
             assert abs(sketch.quantile(q) - exact) <= RELATIVE_ACCURACY * exact, (kind, q)
-    # The 5 ms shadow's ModelLatency is at least its sleep; the overhead is well under the model's.
-    assert live["candidate", "shadow"].model_latency.quantile(0.5) >= 5000
+    # The 5 ms shadow's ModelLatency is about its sleep (libuv times the sleep from the clock it
+    # cached at the start of a loop iteration, so on a busy machine it may end up to ~1 ms
+    # early); the overhead is well under the model's.
+    assert live["candidate", "shadow"].model_latency.quantile(0.5) >= 4000
     assert np.median(recording.raw["overhead", "prod"]) < np.median(recording.raw["model", "prod"])
 
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract import hosting_helpers as h
 from tests.contract.helpers import wait_for
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, signed_urlopen
 
 # Sample and write metrics twice a second so the test need not wait for the 5 s default.
 FAST = {"SHADOWLAB_METRICS_INTERVAL": "0.5"}
@@ -88,12 +88,12 @@ def _query(server: ServerProcess, endpoint: str, **extra: str) -> dict[str, Any]
         **extra,
     }
     url = server.url + "/shadowlab/metrics/query?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as reply:
+    with signed_urlopen(url, timeout=10) as reply:
         return dict(json.loads(reply.read()))
 
 
 def _routed(server: ServerProcess, endpoint: str) -> bool:
-    with urllib.request.urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
+    with signed_urlopen(server.url + "/shadowlab/stats", timeout=5) as reply:
         rows = json.loads(reply.read())["instances"]
     return any(
         r["endpoint"] == endpoint and r["variant"] == "prod" and r["instances"] for r in rows
@@ -169,7 +169,7 @@ def test_query_rejects_bad_parameters(hosted: ServerProcess) -> None:
         ("endpoint=e&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "after start"),
     ):
         with pytest.raises(urllib.error.HTTPError) as caught:
-            urllib.request.urlopen(f"{hosted.url}/shadowlab/metrics/query?{query}", timeout=5)
+            signed_urlopen(f"{hosted.url}/shadowlab/metrics/query?{query}", timeout=5)
         assert caught.value.code == 400
         assert reason in json.loads(caught.value.read())["error"]
 

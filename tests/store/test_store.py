@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,89 @@ def test_find_across_regions_and_reopen_keeps_data(store: Store, tmp_path: Path)
 
     upgrade(store.engine)
     assert len(again.find(MODEL)) == 2
+
+
+# -- units of work ------------------------------------------------------------------------------
+
+
+def test_unit_of_work_commits_all_its_writes_together(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        record = uow.insert(_record("m", 1.0))
+        uow.put_tags(record.arn, [("a", "1")])
+        # Reads in the unit see its own writes before they commit.
+        mine = uow.get("us-east-1", MODEL, "m")
+        assert mine is not None and uow.list_tags(record.arn) == [("a", "1")]
+        mine.document["x"] = 1
+        uow.update(mine)
+    found = store.get("us-east-1", MODEL, "m")
+    assert found is not None and found.document["x"] == 1 and found.version == 2
+    assert store.list_tags(record.arn) == [("a", "1")]
+
+
+def test_unit_of_work_rolls_everything_back_when_it_raises(store: Store) -> None:
+    kept = store.insert(_record("kept", 1.0))
+    with pytest.raises(RuntimeError), store.unit_of_work():
+        record = store.insert(_record("m", 1.0))
+        store.put_tags(record.arn, [("a", "1")])
+        kept.document["x"] = 1
+        store.update(kept)
+        raise RuntimeError("the operation failed after three writes")
+    assert store.get("us-east-1", MODEL, "m") is None
+    assert store.list_tags(record.arn) == []
+    fresh = store.get("us-east-1", MODEL, "kept")
+    assert fresh is not None and "x" not in fresh.document and fresh.version == 1
+
+
+def test_a_stale_version_aborts_the_whole_unit(store: Store) -> None:
+    store.insert(_record("m", 1.0))
+    stale = store.get("us-east-1", MODEL, "m")
+    fresh = store.get("us-east-1", MODEL, "m")
+    assert stale is not None and fresh is not None
+    fresh.document["x"] = "other writer"
+    store.update(fresh)
+    with pytest.raises(StaleRecord), store.unit_of_work():
+        store.insert(_record("n", 2.0))
+        stale.document["x"] = "lost"
+        store.update(stale)
+    assert store.get("us-east-1", MODEL, "n") is None
+    current = store.get("us-east-1", MODEL, "m")
+    assert current is not None and current.document["x"] == "other writer"
+
+
+def test_a_unit_inside_a_unit_joins_it(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.unit_of_work():
+        with store.unit_of_work():
+            store.insert(_record("inner", 1.0))
+        assert store.in_unit_of_work()
+        raise RuntimeError("the outer unit decides")
+    assert not store.in_unit_of_work()
+    assert store.get("us-east-1", MODEL, "inner") is None
+
+
+def test_other_threads_keep_their_own_transactions(store: Store) -> None:
+    """A unit binds the calling thread only: another thread reads what was committed, and its
+    writes wait for the unit instead of failing (SQLite: one writer at a time)."""
+    store.insert(_record("m", 1.0))
+    entered, release = threading.Event(), threading.Event()
+    seen: list[object] = []
+    written: list[BaseException | None] = []
+
+    def other_thread() -> None:
+        entered.wait(5)
+        seen.append(store.get("us-east-1", MODEL, "in-unit"))
+        try:
+            store.insert(_record("other", 3.0))
+            written.append(None)
+        except BaseException as exc:
+            written.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with store.unit_of_work():
+        store.insert(_record("in-unit", 2.0))
+        entered.set()
+        # Give the other thread time to read, and to block on its write where it must.
+        release.wait(0.3)
+    thread.join(10)
+    assert seen == [None] and written == [None]
+    assert {r.name for r in store.find(MODEL)} == {"m", "in-unit", "other"}

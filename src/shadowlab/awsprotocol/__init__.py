@@ -2,6 +2,7 @@
 
 - `service_models`: the `sagemaker` and `sagemaker-runtime` models, loaded once.
 - `validation`: AWS-style (Coral) checks of a value against a shape, with AWS's messages.
+- `jsonbody`: reading a request body, hostile ones included (nesting, Unicode, encoding).
 - `json11`: the JSON 1.1 control-plane protocol: parse requests, serialise outputs and errors.
 - `errors`: the HTTP status of an error code, from the model.
 

@@ -9,17 +9,20 @@ Real SageMaker answers, for example::
 Coral renders the offending value with Java's `toString()` inside single quotes (numbers too:
 `Value '0' at 'limit'`), writes a missing value as a bare `null`, and leaves the value out
 altogether for members the model marks `sensitive`. Clients and people match on this text, so
-it is kept exactly.
+it is kept exactly, with one exception: a value (or map key) longer than `ECHO_LIMIT`
+characters is cut there and marked `...`, so that an error never repeats megabytes of input.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import botocore.model
+
+from shadowlab.errors import ECHO_LIMIT, excerpt
 
 FLOATING = frozenset({"float", "double"})
 NUMERIC = frozenset({"integer", "long"}) | FLOATING
@@ -47,29 +50,60 @@ def member_path(parent: str, name: str) -> str:
 
 
 def element_path(container: str, index_or_key: object) -> str:
-    """A list element (1-based index) or a map value (its key), as Coral writes them."""
-    return f"{container}.{index_or_key}.member"
+    """A list element (1-based index) or a map value (its key), as Coral writes them; a map
+    key is the client's text and is shortened like any other echoed value."""
+    return f"{container}.{excerpt(str(index_or_key))}.member"
 
 
-def render(value: Any) -> str:
-    """A value as Java's toString() would print it (strings bare, lists [a, b], maps {k=v})."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
+def _pieces(value: Any) -> Iterator[str]:
+    # Java's toString(), piece by piece, so that a bounded rendering stops early instead of
+    # printing a 16 MB list to keep its first characters. Depth is bounded by the parser.
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{render(k)}={render(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(render(item) for item in value) + "]"
-    return str(value)
+        yield "{"
+        for index, (key, item) in enumerate(value.items()):
+            if index:
+                yield ", "
+            yield from _pieces(key)
+            yield "="
+            yield from _pieces(item)
+        yield "}"
+    elif isinstance(value, list | tuple):
+        yield "["
+        for index, item in enumerate(value):
+            if index:
+                yield ", "
+            yield from _pieces(item)
+        yield "]"
+    elif value is None:
+        yield "null"
+    elif isinstance(value, bool):
+        yield "true" if value else "false"
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, float):
+        yield repr(value)
+    elif isinstance(value, datetime):
+        yield value.isoformat()
+    elif isinstance(value, bytes | bytearray):
+        yield base64.b64encode(value).decode("ascii")
+    else:
+        yield str(value)
+
+
+def render(value: Any, limit: int | None = None) -> str:
+    """A value as Java's toString() would print it (strings bare, lists [a, b], maps {k=v});
+    with `limit`, its first `limit` characters followed by `...` when it is longer."""
+    if limit is None:
+        return "".join(_pieces(value))
+    out: list[str] = []
+    room = limit
+    for piece in _pieces(value):
+        if len(piece) > room:
+            out.append(piece[:room])
+            return "".join(out) + "..."
+        out.append(piece)
+        room -= len(piece)
+    return "".join(out)
 
 
 def shown(shape: botocore.model.Shape, value: Any) -> Any:
@@ -100,7 +134,7 @@ def _subject(value: Any, sensitive: bool) -> str:
         return "Value null"
     if sensitive:
         return "Value"
-    return f"Value '{render(value)}'"
+    return f"Value '{render(value, ECHO_LIMIT)}'"
 
 
 def violation(value: Any, path: str, constraint: str, *, sensitive: bool = False) -> str:
@@ -119,7 +153,13 @@ def undeclared(key: str, shape: botocore.model.Shape, path: str) -> str:
     return f"Member '{key}' at '{member_path(path, key)}' is not declared in {shape.name}"
 
 
-def validation_message(errors: list[str]) -> str:
-    """`1 validation error detected: A` / `2 validation errors detected: A; B`."""
-    noun = "error" if len(errors) == 1 else "errors"
-    return f"{len(errors)} validation {noun} detected: " + "; ".join(errors)
+def validation_message(errors: list[str], total: int | None = None) -> str:
+    """`1 validation error detected: A` / `2 validation errors detected: A; B`.
+
+    `total` counts violations found beyond those listed (a request can hold tens of thousands,
+    each worth a sentence): `12 validation errors detected: A; ...; J; and 2 more`.
+    """
+    count = len(errors) if total is None else total
+    noun = "error" if count == 1 else "errors"
+    more = f"; and {count - len(errors)} more" if count > len(errors) else ""
+    return f"{count} validation {noun} detected: " + "; ".join(errors) + more

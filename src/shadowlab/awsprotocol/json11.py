@@ -21,8 +21,9 @@ import botocore.model
 
 from shadowlab.awsprotocol import wirevalues
 from shadowlab.awsprotocol.errors import http_status_for
+from shadowlab.awsprotocol.jsonbody import decode_object
 from shadowlab.awsprotocol.validation import validate
-from shadowlab.errors import SerializationException, ServiceError, UnknownOperationException
+from shadowlab.errors import ServiceError, UnknownOperationException, excerpt
 
 # What AWS puts after the code in x-amzn-ErrorType; botocore keeps only the part before ':'.
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
@@ -34,31 +35,14 @@ def _operation(service: botocore.model.ServiceModel, name: str) -> botocore.mode
     return service.operation_model(name)
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; JSON (and AWS) do not.
-    raise ValueError(f"{name} is not a valid JSON value")
-
-
-def _decode_body(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}  # botocore sends `{}`, but an empty body means no parameters too
-    try:
-        document = json.loads(body, parse_constant=_reject_constant)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise SerializationException(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        kind = "an array" if isinstance(document, list) else f"the value {json.dumps(document)}"
-        raise SerializationException(f"Request body must be a JSON object, not {kind}")
-    return document
-
-
 def parse_request(
     service: botocore.model.ServiceModel, target: str | None, body: bytes
 ) -> tuple[botocore.model.OperationModel, dict[str, Any]]:
     """The operation named by X-Amz-Target and its validated, converted parameters.
 
-    Raises UnknownOperationException (bad target), SerializationException (malformed body or
-    a value of the wrong type) or ValidationException (constraint violations).
+    Raises UnknownOperationException (bad target), SerializationException (a body that
+    cannot be read, see `jsonbody`, or a value of the wrong type) or ValidationException
+    (constraint violations).
     """
     prefix = service.metadata.get("targetPrefix", "")
     if not target:
@@ -68,15 +52,15 @@ def parse_request(
     head, dot, name = target.partition(".")
     if head != prefix or not dot or not name:
         raise UnknownOperationException(
-            f"X-Amz-Target '{target}' is not of the form '{prefix}.<OperationName>'"
+            f"X-Amz-Target '{excerpt(target)}' is not of the form '{prefix}.<OperationName>'"
         )
     try:
         operation = _operation(service, name)
     except botocore.model.OperationNotFoundError:
         raise UnknownOperationException(
-            f"Operation '{name}' is not supported by this service"
+            f"Operation '{excerpt(name)}' is not supported by this service"
         ) from None
-    params = _decode_body(body)
+    params = decode_object(body)
     shape = operation.input_shape
     if shape is None:
         return operation, {}
@@ -174,11 +158,17 @@ def _scalar_to_wire(kind: str, value: Any) -> Any:
     return value
 
 
+def _utf8(text: str) -> bytes:
+    # Requests with unpaired surrogates are refused, but a stored value or a message may still
+    # hold one; UTF-8 cannot encode it, and backslashreplace writes it as `\ud800`, which
+    # json.dumps only ever leaves inside a string literal, where it is the JSON escape for the
+    # same code unit. The body stays valid JSON instead of the response becoming a crash.
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _dumps(document: Any) -> bytes:
     # Compact, UTF-8, and strictly JSON (a NaN would be a bug upstream, not something to send).
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return _utf8(json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
 
 
 def serialize_output(
@@ -222,4 +212,4 @@ def error_response(
     ]
     # default=str: an undeclared extra field must not turn an error into a crash.
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
-    return http_status_for(service, code), headers, payload.encode("utf-8")
+    return http_status_for(service, code), headers, _utf8(payload)

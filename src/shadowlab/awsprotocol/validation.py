@@ -27,28 +27,61 @@ _MISMATCH = object()  # `_convert`'s answer for a value that cannot become the s
 Check = tuple[str, Callable[[Any], bool]]
 
 
+# The most violations a ValidationException lists (the rest are counted): a request may hold
+# tens of thousands (a 16 MB list of bad tags), each worth a sentence, and only the first few
+# help anyone. Type mismatches need no cap: the first one is the error.
+LISTED_VIOLATIONS = 10
+
+
 @dataclass
 class _Findings:
     strict: bool
+    # The most constraint violations worded and kept; None keeps them all.
+    limit: int | None = None
     # (is a type mismatch, message), in the order found.
     items: list[tuple[bool, str]] = field(default_factory=list)
+    # Constraint violations found, kept or not.
+    violations: int = 0
+
+    def _add(self, is_mismatch: bool, words: Callable[[], str]) -> None:
+        # Messages are worded only when kept: wording renders the value, and an uncapped
+        # rendering per violation would cost O(size of request x violations).
+        if is_mismatch:
+            self.items.append((True, words()))
+            return
+        self.violations += 1
+        if self.limit is None or self.violations <= self.limit:
+            self.items.append((False, words()))
 
     def violation(self, shape: botocore.model.Shape, value: Any, path: str, text: str) -> None:
-        message = coral.violation(
-            coral.shown(shape, value), path, text, sensitive=coral.is_sensitive(shape)
+        sensitive = coral.is_sensitive(shape)
+        self._add(
+            False,
+            lambda: coral.violation(coral.shown(shape, value), path, text, sensitive=sensitive),
         )
-        self.items.append((False, message))
 
     def missing(self, path: str) -> None:
-        self.items.append((False, coral.violation(None, path, "Member must not be null")))
+        self._add(False, lambda: coral.violation(None, path, "Member must not be null"))
 
     def mismatch(self, shape: botocore.model.Shape, value: Any, path: str) -> None:
-        self.items.append((True, coral.mismatch(shape, value, path)))
+        self._add(True, lambda: coral.mismatch(shape, value, path))
+
+    def absorb(self, other: _Findings) -> None:
+        """Append what `other` found (a map's values, reported after the map itself)."""
+        listed = 0
+        for is_mismatch, text in other.items:
+            listed += not is_mismatch
+            self._add(is_mismatch, functools.partial(str, text))
+        self.violations += other.violations - listed  # those `other` counted but did not keep
 
 
 def _java_length(text: str) -> int:
     # AWS measures strings in UTF-16 code units (Java's String.length()): an emoji counts 2.
-    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+    # surrogatepass: a lone surrogate is one code unit, as in Java, and never an exception
+    # (the parser refuses them, but this also checks values that did not come from a request).
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _measure(shape: botocore.model.Shape, value: Any) -> float:
@@ -194,7 +227,7 @@ def _walk_map(
     for key in value:
         converted = _convert(key_shape, key)
         bad_keys = bad_keys or converted is _MISMATCH or bool(_failed(key_shape, converted))
-    inner = _Findings(out.strict)
+    inner = _Findings(out.strict, out.limit)
     bad_values = has_null = False
     for key, item in value.items():
         if item is None:
@@ -213,11 +246,13 @@ def _walk_map(
             texts_list.append("Member must not be null")
         texts = ", ".join(texts_list)
         out.violation(shape, value, path, f"Map value must satisfy constraint: [{texts}]")
-    out.items.extend(inner.items)
+    out.absorb(inner)
 
 
-def _findings(shape: botocore.model.Shape, value: Any, root: str, strict: bool) -> _Findings:
-    out = _Findings(strict)
+def _findings(
+    shape: botocore.model.Shape, value: Any, root: str, strict: bool, limit: int | None = None
+) -> _Findings:
+    out = _Findings(strict, limit)
     if value is None:
         out.missing(root)
     else:
@@ -240,10 +275,12 @@ def validation_errors(
 
 def validate(shape: botocore.model.Shape, value: Any, *, root: str = "") -> None:
     """Raise SerializationException for the first value of the wrong type, else
-    ValidationException listing every constraint violation; return if `value` is valid."""
-    items = _findings(shape, value, root, strict=False).items
-    for is_mismatch, text in items:
+    ValidationException listing the constraint violations (the first LISTED_VIOLATIONS of
+    them, and how many there are); return if `value` is valid."""
+    found = _findings(shape, value, root, strict=False, limit=LISTED_VIOLATIONS)
+    for is_mismatch, text in found.items:
         if is_mismatch:
             raise SerializationException(text)
-    if items:
-        raise ValidationException(coral.validation_message([text for _, text in items]))
+    if found.items:
+        listed = [text for _, text in found.items]
+        raise ValidationException(coral.validation_message(listed, found.violations))

@@ -31,6 +31,7 @@ class DataPlaneStats:
         self.shadows: StatsSource = dict
         self.instances: StatsSource = dict
         self.capture: Callable[[], Mapping[str, int]] = dict
+        self.connections: Callable[[], Mapping[str, int]] = dict  # the front server's limits
 
     def snapshot(self) -> dict[str, object]:
         def rows(source: StatsSource, kind: str) -> list[dict[str, object]]:
@@ -44,6 +45,7 @@ class DataPlaneStats:
             "shadows": rows(self.shadows, "shadow"),
             "instances": rows(self.instances, "variant"),
             "capture": dict(self.capture()),
+            "connections": dict(self.connections()),
         }
 
 

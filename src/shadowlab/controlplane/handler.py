@@ -80,10 +80,23 @@ class ControlPlaneHandler:
             headers = [("Content-Type", _CONTENT_TYPE), ("x-amzn-RequestId", request_id)]
             return Reply(200, headers, serialize_output(operation, result))
         except ServiceError as error:
-            return Reply(*error_response(self.service, error, request_id))
+            # The caller's mistake (or a refusal the caller must see): answered, not logged.
+            return self._error_reply(error, request_id)
         except Exception:
             log.exception("control plane: unexpected failure (request %s)", request_id)
-            internal = InternalFailure(
-                f"An internal error occurred; request id {request_id}. See the server log."
-            )
-            return Reply(*error_response(self.service, internal, request_id))
+            return self._internal_failure(request_id)
+
+    def _error_reply(self, error: ServiceError, request_id: str) -> Reply:
+        try:
+            return Reply(*error_response(self.service, error, request_id))
+        except Exception:
+            # An error whose extra fields cannot take their shape is our bug: it is answered
+            # as one (500, logged once) rather than escaping into the transport.
+            log.exception("control plane: cannot serialise %r (request %s)", error, request_id)
+            return self._internal_failure(request_id)
+
+    def _internal_failure(self, request_id: str) -> Reply:
+        internal = InternalFailure(
+            f"An internal error occurred; request id {request_id}. See the server log."
+        )
+        return Reply(*error_response(self.service, internal, request_id))

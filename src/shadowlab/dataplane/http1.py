@@ -5,6 +5,8 @@ once every earlier one has been, whatever order the upstreams answer in. Bounds:
 beyond the limit of their route are counted and discarded, not buffered (the request is still
 answered, with the route's "too large" error, so the connection stays in step); header blocks
 are capped; a client that pipelines deeply or reads slowly is paused rather than buffered for.
+Kept bodies are charged to one budget for all connections (`limits.Guard`) until answered; one
+that does not fit is discarded like one too large, and answered 503. Timeouts: `limits.sweep`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol, cast
 import httptools
 
 from shadowlab.dataplane import wire
+from shadowlab.dataplane.limits import Guard
 from shadowlab.dataplane.request import (
     H_ACCEPT,
     H_AUTHORIZATION,
@@ -30,12 +33,13 @@ from shadowlab.dataplane.request import (
     H_TARGET_VARIANT,
     SPECIAL_HEADERS,
     Request,
+    head_size,
 )
 from shadowlab.dataplane.wire import CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 64 * 1024  # request head spanning reads; also the URL alone
+MAX_HEADER_BYTES = 64 * 1024  # a request head, whether it spans reads or fits in one
 MAX_HEADERS = 128
 MAX_PIPELINE = 64  # parsed, unanswered requests per connection before we stop reading
 _INVOKE_PREFIX = b"/endpoints/"
@@ -63,9 +67,12 @@ class _HeadTooLarge(Exception):
 
 
 class FrontConnection(asyncio.Protocol):
-    def __init__(self, dispatcher: Dispatcher, registry: set[FrontConnection]) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, registry: set[FrontConnection], guard: Guard
+    ) -> None:
         self.dispatcher = dispatcher
         self.registry = registry
+        self.guard = guard
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.pending: deque[Request] = deque()
@@ -73,31 +80,48 @@ class FrontConnection(asyncio.Protocol):
         self.lost = False
         self.closing = False  # no more requests will be read or answered after the last
         self.draining = False  # server stopping: close once pending is empty
-        self.last_active = dispatcher.loop.time()
+        self.made_at = dispatcher.loop.time()
+        self.idle_at = -1.0  # when the last answer went out; < 0 until the first has
+        # The sweep's note of the request it last saw in progress, when, and its size then.
+        self.mark_req: Request | None = None
+        self.mark_at = 0.0
+        self.mark_size = 0
         self._paused_for_pipeline = False
         self._paused_for_writes = False
-        self._reading_paused = False
+        self.reading_paused = False
         self._head_bytes = 0  # bytes read while the current request head is incomplete
         self._head_began_here = False
+        self._big_read = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        if len(self.registry) >= self.guard.max_connections:
+            self.closing = True
+            self.guard.refuse_connection(self.transport)
+            return
         self.registry.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_active = self.dispatcher.loop.time()
         self._head_began_here = False
+        # A read this big may hold a whole oversized head, which the per-read count below
+        # misses: on_headers_complete then measures the head itself (only for such reads).
+        big = len(data) > MAX_HEADER_BYTES
+        if big:
+            self._big_read = True
         try:
             self.parser.feed_data(data)
             req = self.req
-            if req is not None and not req.method and not self._head_began_here:
+            if req is not None and not req.method:
                 # httptools buffers a header until it is complete, so the bound is kept here,
                 # per chunk, for heads spanning chunks: memory stays under one read + the cap.
-                self._head_bytes += len(data)
+                if not self._head_began_here:
+                    self._head_bytes += len(data)
+                elif big:  # began in this read: what httptools has handed over so far
+                    self._head_bytes = head_size(req)
                 if self._head_bytes > MAX_HEADER_BYTES:
                     raise _HeadTooLarge
         except _HeadTooLarge:
@@ -114,13 +138,22 @@ class FrontConnection(asyncio.Protocol):
                 self._reject(500, "Internal error")
             else:
                 self._reject(400, f"Malformed HTTP request: {exc}")
+        finally:
+            if big:
+                self._big_read = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.closing = True
         self.registry.discard(self)
+        # Free a half-received body now, not when a cycle collection finds this connection.
+        if self.req is not None:
+            self.guard.release(self.req)
+            self.req = None
+        self.mark_req = None
         pending, self.pending = self.pending, deque()
         for req in pending:
+            self.guard.release(req)
             if req.on_disconnect is not None:
                 req.on_disconnect()
 
@@ -178,6 +211,8 @@ class FrontConnection(asyncio.Protocol):
         assert req is not None
         if len(req.headers) > MAX_HEADERS or len(req.url) > MAX_HEADER_BYTES:
             raise _HeadTooLarge
+        if self._big_read and head_size(req) > MAX_HEADER_BYTES:
+            raise _HeadTooLarge
         req.method = method = self.parser.get_method()
         dispatcher = self.dispatcher
         path = req.url
@@ -193,8 +228,16 @@ class FrontConnection(asyncio.Protocol):
             if req.endpoint is not None
             else dispatcher.other_body_limit
         )
-        if req.content_length > limit:
+        length = req.content_length
+        if length > limit:
             req.too_large = True
+        elif length > 0:
+            guard = self.guard
+            if length <= guard.body_available:  # reserved whole: the body can then not fail
+                guard.body_available -= length
+                req.reserved = length
+            else:
+                guard.refuse_body(req)
         if req.expect_continue and not self.pending and self.transport is not None:
             if req.too_large:
                 # The client is waiting for permission: refuse now instead of reading the body.
@@ -209,14 +252,16 @@ class FrontConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         req = self.req
-        if req is None or req.too_large:
-            return  # refused already, or beyond the limit: discard without keeping a byte
-        req.size += len(body)
-        if req.size > req.limit:
-            req.too_large = True
-            req.chunks = []
-        else:
-            req.chunks.append(body)
+        if req is None:
+            return  # refused already
+        req.size += len(body)  # counted even when discarded: the sweep judges the rate by it
+        if req.too_large:
+            return  # beyond the limit or the budget: discard without keeping a byte
+        if req.size > req.reserved:  # no Content-Length (chunked): charge as it comes
+            self.guard.grow(req)
+            if req.too_large:
+                return
+        req.chunks.append(body)
 
     def on_message_complete(self) -> None:
         req = self.req
@@ -258,6 +303,9 @@ class FrontConnection(asyncio.Protocol):
             if data is None:
                 break
             pending.popleft()
+            if req.reserved:  # the answer is out: its body no longer counts as buffered
+                self.guard.body_available += req.reserved
+                req.reserved = 0
             if isinstance(data, bytes):
                 transport.write(data)  # tried at once; writelines would wait for the loop
             else:
@@ -266,7 +314,7 @@ class FrontConnection(asyncio.Protocol):
                 self._close()
                 return
         if not pending:
-            self.last_active = self.dispatcher.loop.time()  # idle from now, not since the ask
+            self.idle_at = self.dispatcher.loop.time()  # idle from now, not since the ask
         if self._paused_for_pipeline and len(pending) < MAX_PIPELINE // 2:
             self._paused_for_pipeline = False
             self._update_reading()
@@ -274,6 +322,9 @@ class FrontConnection(asyncio.Protocol):
             self._close()
 
     def _dispatch(self, req: Request) -> None:
+        if req.over_budget:
+            self.respond(req, self.guard.over_budget(req))
+            return
         try:
             if req.endpoint is not None:
                 self.dispatcher.invoke(self, req)
@@ -288,6 +339,8 @@ class FrontConnection(asyncio.Protocol):
 
     def _reject(self, status: int, text: str) -> None:
         """A protocol-level error: answer it after what is pending, then close."""
+        if self.req is not None:
+            self.guard.release(self.req)
         self.req = None
         req = Request(b"")
         req.keep_alive = False
@@ -297,7 +350,7 @@ class FrontConnection(asyncio.Protocol):
 
     def _stop_reading_then_close(self) -> None:
         self.closing = True
-        self._reading_paused = True
+        self.reading_paused = True
         if self.transport is not None and not self.lost:
             self.transport.pause_reading()
         if not self.pending:
@@ -305,6 +358,8 @@ class FrontConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.closing = True
+        for req in self.pending:
+            self.guard.release(req)
         self.pending.clear()
         if self.transport is not None:
             self.transport.close()
@@ -313,19 +368,22 @@ class FrontConnection(asyncio.Protocol):
         if self.transport is None or self.closing:
             return
         want_paused = self._paused_for_pipeline or self._paused_for_writes
-        if want_paused and not self._reading_paused:
-            self._reading_paused = True
+        if want_paused and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
-        elif not want_paused and self._reading_paused:
-            self._reading_paused = False
+        elif not want_paused and self.reading_paused:
+            self.reading_paused = False
             self.transport.resume_reading()
 
     # -- server housekeeping ---------------------------------------------------------------
-    def idle_since(self) -> float | None:
-        """When this connection went idle (nothing pending or half-read), or None if busy."""
-        if self.pending or self.req is not None:
-            return None
-        return self.last_active
+    def time_out(self) -> None:
+        """Too slow (see limits.sweep): a 408 if a request has begun (nothing of its answer can
+        have been written: it is still being read), after what is pending; then close."""
+        self.mark_req = None  # so that a half-received body is freed right here
+        if self.req is not None:
+            self._reject(408, "Request timeout")
+        else:
+            self._close()
 
     def close_when_idle(self) -> None:
         """For shutdown: finish what is pending, then close."""

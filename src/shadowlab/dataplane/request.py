@@ -27,6 +27,8 @@ class Request:
         "limit",
         "method",
         "on_disconnect",
+        "over_budget",
+        "reserved",
         "response",
         "size",
         "target_variant",
@@ -53,6 +55,8 @@ class Request:
         self.chunks: list[bytes] = []
         self.size = 0
         self.too_large = False
+        self.reserved = 0  # body bytes charged to the connections' shared budget
+        self.over_budget = False  # its body did not fit that budget (answered 503)
         self.keep_alive = True
         self.http_version = "1.1"
         self.connection_header = b""
@@ -66,6 +70,11 @@ class Request:
         if len(chunks) == 1:
             return chunks[0]
         return b"".join(chunks)
+
+
+def head_size(req: Request) -> int:
+    """The request head's size so far, as httptools handed it over (line ends included)."""
+    return len(req.url) + sum(len(name) + len(value) + 4 for name, value in req.headers)
 
 
 # Headers the connection itself acts on, or InvokeEndpoint reads (see Request), numbered so

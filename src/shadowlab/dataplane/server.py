@@ -16,16 +16,17 @@ from shadowlab.dataplane import wire
 from shadowlab.dataplane.asgi import ASGIApp, HttpCall, Lifespan, http_scope
 from shadowlab.dataplane.http1 import FrontConnection
 from shadowlab.dataplane.invoke import MAX_BODY, Invoker
+from shadowlab.dataplane.limits import ConnectionLimits, Guard, sweep
 from shadowlab.dataplane.mirror import Mirror, MirrorSettings
 from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.routing import DEFAULT_REGION, Address, RoutingTable
+from shadowlab.dataplane.signatures import SignatureGate
 from shadowlab.dataplane.stats import MetricsSink
 
 log = logging.getLogger(__name__)
 
-_SWEEP_INTERVAL_S = 5.0
 _DRAIN_INTERVAL_S = 1.0  # latencies are handed to the metrics (or dropped) this often
 
 
@@ -46,9 +47,10 @@ class DataPlaneServer:
         pool_limits: PoolLimits | None = None,
         observer: InvocationObserver | None = None,
         metrics: MetricsSink | None = None,
-        keepalive_timeout_s: float = 75.0,
+        limits: ConnectionLimits = ConnectionLimits(),  # noqa: B008 (frozen, so sharing is safe)
         max_other_body_bytes: int = 16 * 1024 * 1024,
         shutdown_grace_s: float = 5.0,
+        signatures: SignatureGate | None = None,
     ) -> None:
         self.routing = routing
         self.invocation_body_limit = MAX_BODY
@@ -66,8 +68,12 @@ class DataPlaneServer:
             timeout_s=invoke_timeout_s,
             observer=observer,
         )
-        self.invoke: Callable[[FrontConnection, Request], None] = self._invoker.invoke
-        self._keepalive_timeout_s = keepalive_timeout_s
+        self._signatures = signatures
+        # Without a gate (unsigned access on loopback) invocations cost no extra call.
+        self.invoke: Callable[[FrontConnection, Request], None] = (
+            self._invoker.invoke if signatures is None else self._invoke_signed
+        )
+        self._guard = Guard(limits)
         self._shutdown_grace_s = shutdown_grace_s
         self._connections: set[FrontConnection] = set()
         self._asgi_tasks: set[asyncio.Task[None]] = set()
@@ -85,7 +91,7 @@ class DataPlaneServer:
             await self._lifespan.startup()
         try:
             self._server = await self.loop.create_server(
-                lambda: FrontConnection(self, self._connections),
+                lambda: FrontConnection(self, self._connections, self._guard),
                 host,
                 port,
                 backlog=2048,
@@ -95,7 +101,8 @@ class DataPlaneServer:
             if self._lifespan is not None:
                 await self._lifespan.shutdown()
             raise
-        self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        self._guard.fit_fd_limit()
+        self._sweeper = self.loop.call_later(self._guard.limits.sweep_interval_s, self._sweep)
         self._schedule_drain()
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
@@ -131,13 +138,12 @@ class DataPlaneServer:
         return sum(s.in_flight for s in self._mirror.stats.values())
 
     def _sweep(self) -> None:
-        """Close keep-alive connections idle for longer than the keep-alive timeout."""
-        now = self.loop.time()
-        for conn in list(self._connections):
-            since = conn.idle_since()
-            if since is not None and now - since > self._keepalive_timeout_s:
-                conn.close_when_idle()
-        self._sweeper = self.loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        """Close connections too slow to send a request, or idle too long (limits.sweep)."""
+        try:
+            sweep(list(self._connections), self._guard, self.loop.time())
+        finally:
+            interval = self._guard.limits.sweep_interval_s
+            self._sweeper = self.loop.call_later(interval, self._sweep)
 
     def _schedule_drain(self) -> None:
         # Just after each whole wall-clock second, so that a batch (attributed by the metrics
@@ -183,14 +189,33 @@ class DataPlaneServer:
                 found[name, shadow.name] = _instances(region, "shadow", shadow.instances)
         return found
 
+    def connection_stats(self) -> dict[str, int]:
+        """Open and refused connections, slow clients timed out, body-budget rejections."""
+        return self._guard.snapshot(len(self._connections))
+
     def variant_stats(self) -> dict[tuple[str, str], dict[str, int]]:
         """(endpoint, production variant) -> invocations, invocation_4xx, invocation_5xx,
         model_errors, unavailable."""
         return self._invoker.snapshot()
 
     # -- Dispatcher (called by FrontConnection; `invoke` is the Invoker's, set in __init__) --
+    def _invoke_signed(self, conn: FrontConnection, req: Request) -> None:
+        assert self._signatures is not None
+        # A body beyond the limit was discarded unread, so its hash cannot be checked: the
+        # invoker answers with the size error, which tells an unsigned caller nothing.
+        refusal = None if req.too_large else self._signatures.refusal(req)
+        if refusal is None:
+            self._invoker.invoke(conn, req)
+        else:
+            conn.respond(req, refusal)
+
     def other(self, conn: FrontConnection, req: Request) -> None:
         connection = req.connection_header
+        if self._signatures is not None and not req.too_large:
+            refusal = self._signatures.refusal(req)
+            if refusal is not None:
+                conn.respond(req, refusal)
+                return
         if self._app is None:
             conn.respond(req, wire.text_response(404, "Not Found", connection))
             return

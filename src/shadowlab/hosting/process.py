@@ -3,6 +3,11 @@
 The worker reports readiness (`{"port": N}`) or its load error (`{"error": ...}`) as one JSON
 line on a pipe whose write end only it holds; EOF without a message means it died, and the tail
 of its log says why.
+
+A worker runs confined (see `isolation`): a clean environment, in its model directory, as
+`WorkerIsolation.user` when set, with resource limits, dying with this process. `-P` keeps the
+working directory (the model's files) off its import path, so nothing there can shadow the
+worker's own modules.
 """
 
 from __future__ import annotations
@@ -13,12 +18,19 @@ import json
 import logging
 import os
 import signal
+import site
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import shadowlab
+from shadowlab.hosting.isolation import (
+    ResolvedUser,
+    WorkerIsolation,
+    resolve_user,
+    worker_environment,
+)
 
 __all__ = ["WorkerProcess", "WorkerSpec", "WorkerStartError"]
 
@@ -44,8 +56,8 @@ class WorkerStartError(Exception):
 class WorkerSpec:
     """What every instance of one variant runs.
 
-    `environment` is the container's Environment from CreateModel; it is laid over this process's
-    own environment (PATH, HOME, locale, thread settings stay usable by model code).
+    `environment` is the container's Environment from CreateModel; it is laid over a clean
+    base (PATH, HOME, locale, thread settings), never over this process's own environment.
     """
 
     model_dir: Path
@@ -55,6 +67,7 @@ class WorkerSpec:
     # Model loading can take long (large pickles, imports); SageMaker allows minutes too.
     start_timeout: float = 120.0
     max_body_bytes: int | None = None
+    isolation: WorkerIsolation = field(default_factory=WorkerIsolation)
 
 
 class WorkerProcess:
@@ -87,9 +100,14 @@ class WorkerProcess:
             raise RuntimeError("a WorkerProcess starts once; make a new one to restart")
         spec = self.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            user = resolve_user(spec.isolation.user)
+        except ValueError as exc:
+            raise WorkerStartError(str(exc)) from exc
         read_fd, write_fd = os.pipe()
         command = [
             sys.executable,
+            "-P",
             "-m",
             "shadowlab.hosting.worker",
             "--model-dir",
@@ -100,7 +118,18 @@ class WorkerProcess:
             "0",
             "--ready-fd",
             str(write_fd),
+            # The worker's first act compares this with its parent pid (see isolation).
+            "--parent-pid",
+            str(os.getpid()),
+            "--max-open-files",
+            str(spec.isolation.max_open_files),
+            "--max-address-space-mb",
+            str(spec.isolation.max_address_space_mb),
         ]
+        if user is not None:
+            # uvloop cannot spawn as another user (no user=/group=, and a preexec_fn is unsafe
+            # in this threaded process): the worker drops to it itself, before any model code.
+            command += ["--run-as", f"{user.uid}:{user.gid}"]
         if spec.max_body_bytes is not None:
             command += ["--max-body-bytes", str(spec.max_body_bytes)]
         try:
@@ -111,8 +140,9 @@ class WorkerProcess:
                         stdin=subprocess.DEVNULL,
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
-                        env=self._environment(),
+                        env=self._environment(user),
                         pass_fds=(write_fd,),
+                        cwd=spec.model_dir,
                     )
             finally:
                 os.close(write_fd)  # the worker holds the only write end: its exit means EOF
@@ -182,13 +212,16 @@ class WorkerProcess:
         lines = [line for line in text.splitlines() if line.strip()][-max_lines:]
         return "\n".join(lines) or "(empty)"
 
-    def _environment(self) -> dict[str, str]:
-        env = {**os.environ, **self.spec.environment}
+    def _environment(self, user: ResolvedUser | None) -> dict[str, str]:
+        hosting = {"PYTHONUNBUFFERED": "1"}  # logs reach the file as they happen
         if _EXTRA_PATH is not None:
-            existing = env.get("PYTHONPATH")
-            env["PYTHONPATH"] = _EXTRA_PATH + (os.pathsep + existing if existing else "")
-        env["PYTHONUNBUFFERED"] = "1"  # logs reach the file as they happen
-        return env
+            hosting["PYTHONPATH"] = _EXTRA_PATH
+        # Pinned so that a HOME from the container cannot move the user site-packages (whose
+        # .pth files run at start-up) into the model's own files.
+        hosting["PYTHONUSERBASE"] = (
+            site.getuserbase() if user is None else os.path.join(user.home, ".local")
+        )
+        return worker_environment(self.spec.environment, hosting, user)
 
 
 async def _read_line(fd: int) -> bytes:

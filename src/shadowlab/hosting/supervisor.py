@@ -10,7 +10,7 @@ setting; default 1), each loading the model and serving on its own port, so rout
 process as an address and spread requests by outstanding work; each is supervised alone.
 
 A container whose Environment names `SHADOWLAB_UPSTREAM_URL` runs nothing: its one instance is
-that server, checked with `GET /ping` at start.
+that server, checked with `GET /ping` at start, and only if its host is on `upstream_hosts`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from shadowlab.domain.environment import DEFAULT_UPSTREAM_HOSTS
 from shadowlab.hosting.process import WorkerProcess, WorkerSpec, WorkerStartError
-from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE, UpstreamError, parse_upstream_url
+from shadowlab.hosting.upstream import (
+    UPSTREAM_URL_VARIABLE,
+    UpstreamError,
+    UpstreamHosts,
+    parse_upstream_url,
+)
 from shadowlab.hosting.upstream import ping as ping_upstream
 
 __all__ = ["Address", "VariantInstances", "WorkerProcess", "WorkerSpec", "WorkerStartError"]
@@ -73,6 +79,7 @@ class VariantInstances:
         max_restarts_per_minute: int = 5,
         max_backoff: float = 10.0,
         restart_window: float = 60.0,
+        upstream_hosts: UpstreamHosts | None = None,
     ) -> None:
         self.spec = spec
         self.on_change = on_change
@@ -81,6 +88,7 @@ class VariantInstances:
         self.max_restarts_per_minute = max_restarts_per_minute
         self.max_backoff = max_backoff
         self.restart_window = restart_window  # the "minute" of max_restarts_per_minute
+        self.upstream_hosts = upstream_hosts or UpstreamHosts.parse(DEFAULT_UPSTREAM_HOSTS)
         self.restarts = 0
         self.last_error: str | None = None  # the latest failed (re)start, until one succeeds
         self._count = count
@@ -176,7 +184,7 @@ class VariantInstances:
     async def _check_upstream(self) -> None:
         url = self.spec.environment[UPSTREAM_URL_VARIABLE]
         try:
-            address = parse_upstream_url(url)
+            address = parse_upstream_url(url, self.upstream_hosts)
         except UpstreamError as exc:
             self.last_error = str(exc)
             raise WorkerStartError(self.last_error) from exc

@@ -3,6 +3,11 @@
 Such a server speaks the same container contract (`/ping`, `/invocations`); hosting only checks
 that it answers `/ping` before the variant counts as up. The probe is a few bytes over an asyncio
 stream: no HTTP client library is worth its import here.
+
+The server connects only to hosts on its allow-list (`UpstreamHosts`, setting `upstream_hosts`,
+loopback by default). This is the check that counts: CreateModel refuses such URLs too, but a
+model stored earlier or under another list reaches this point. A refused host is never
+connected to, so its FailureReason is the same whether a port is open, closed or filtered.
 """
 
 from __future__ import annotations
@@ -11,18 +16,19 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit
 
-__all__ = ["UPSTREAM_URL_VARIABLE", "UpstreamError", "parse_upstream_url", "ping"]
+from shadowlab.domain.environment import UPSTREAM_URL_VARIABLE, UpstreamHosts
 
-UPSTREAM_URL_VARIABLE = "SHADOWLAB_UPSTREAM_URL"
+__all__ = ["UPSTREAM_URL_VARIABLE", "UpstreamError", "UpstreamHosts", "parse_upstream_url", "ping"]
 
 
 class UpstreamError(Exception):
     pass
 
 
-def parse_upstream_url(url: str) -> tuple[str, int]:
+def parse_upstream_url(url: str, allowed: UpstreamHosts) -> tuple[str, int]:
     """`http://host:port` -> (host, port); the data plane speaks plain HTTP to a host and port,
-    so schemes, paths and credentials that it could not honour are refused here."""
+    so schemes, paths and credentials that it could not honour are refused here, and so is a
+    host that `allowed` does not list."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -35,6 +41,8 @@ def parse_upstream_url(url: str) -> tuple[str, int]:
             f"{UPSTREAM_URL_VARIABLE} {url!r}: only http://host:port is supported (no path, "
             "query or credentials); the server must answer /ping and /invocations at its root"
         )
+    if not allowed.allows(parts.hostname):
+        raise UpstreamError(allowed.refusal(parts.hostname))
     return parts.hostname, port if port is not None else 80
 
 

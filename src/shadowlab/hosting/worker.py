@@ -1,12 +1,15 @@
 """One model instance: loads a model directory and serves SageMaker's container contract.
 
     python -m shadowlab.hosting.worker --model-dir DIR [--host H] [--port P]
-        [--ready-fd N | --ready-file PATH] [--max-body-bytes N]
+        [--ready-fd N | --ready-file PATH] [--max-body-bytes N] [--parent-pid PID]
+        [--run-as UID:GID] [--max-open-files N] [--max-address-space-mb N]
 
 `GET /ping` answers 200 once the model is loaded; `POST /invocations` runs the model. With
 `--port 0` the kernel picks the port, and the worker reports it as one JSON line, `{"port": N}`,
 on the ready fd/file once it listens, or `{"error": "..."}` (then exits 3) when the model does
 not load. The container's `Environment` arrives as this process's environment. Logs go to stderr.
+Before the model loads, the worker confines itself (see `isolation`): it becomes `--run-as`,
+asks to die with `--parent-pid`, and lowers its resource limits.
 
 Predictions run one at a time, as in one SageMaker model server worker. While a model is fast
 they run inline on the event loop (a thread hop would cost more than the prediction); once they
@@ -38,6 +41,7 @@ from pathlib import Path
 import uvloop
 
 from shadowlab.hosting.httpserver import HttpConnection, Request, render, render_error
+from shadowlab.hosting.isolation import apply_limits, die_with_parent, run_as
 from shadowlab.hosting.runtime import (
     CUSTOM_ATTRIBUTES,
     InvocationError,
@@ -306,7 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
     parser.add_argument("--log-level", default=os.environ.get("SHADOWLAB_WORKER_LOG_LEVEL", "INFO"))
+    parser.add_argument("--parent-pid", type=int, help="exit unless this is still the parent")
+    parser.add_argument("--run-as", metavar="UID:GID", help="drop to this user (from root)")
+    parser.add_argument("--max-open-files", type=int, default=0, help="RLIMIT_NOFILE (0: as is)")
+    parser.add_argument("--max-address-space-mb", type=int, default=0, help="RLIMIT_AS (0: as is)")
     args = parser.parse_args(argv)
+    if args.run_as:
+        run_as(args.run_as)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
+    apply_limits(args.max_open_files, args.max_address_space_mb)
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),

@@ -35,16 +35,26 @@ def already_exists(ctx: RequestContext, kind: ResourceKind, name: str) -> Valida
     return ValidationException(f'Cannot create already existing {kind.label} "{arn}".')
 
 
+def being_changed(ctx: RequestContext, kind: ResourceKind, name: str) -> ValidationException:
+    """What a caller hears when its operation lost every compare-and-set race it ran."""
+    arn = make_arn(ctx.region, ctx.account, kind, name)
+    return ValidationException(
+        f'{kind.label.capitalize()} "{arn}" is being changed by another request; retry.'
+    )
+
+
 def insert_new(
     store: Store, ctx: RequestContext, record: Record, tags: list[tuple[str, str]]
 ) -> None:
-    """Store a newly created resource with its tags; a taken name fails the AWS way."""
-    try:
-        store.insert(record)
-    except AlreadyExists:
-        raise already_exists(ctx, record.kind, record.name) from None
-    if tags:
-        store.put_tags(record.arn, tags)
+    """Store a newly created resource with its tags, both or neither (in the caller's unit of
+    work if one is open); a taken name fails the AWS way."""
+    with store.unit_of_work():
+        try:
+            store.insert(record)
+        except AlreadyExists:
+            raise already_exists(ctx, record.kind, record.name) from None
+        if tags:
+            store.put_tags(record.arn, tags)
 
 
 def require(store: Store, ctx: RequestContext, kind: ResourceKind, name: str) -> Record:

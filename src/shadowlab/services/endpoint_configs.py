@@ -8,7 +8,9 @@ from typing import Any
 from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceInUse, ValidationException
+from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import (
+    being_changed,
     insert_new,
     list_page,
     not_found,
@@ -19,6 +21,7 @@ from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
 from shadowlab.store import Record, Store
 
+_KIND = ResourceKind.ENDPOINT_CONFIG
 _DESCRIBED = (
     "EndpointConfigName",
     "ProductionVariants",
@@ -82,6 +85,12 @@ class EndpointConfigService:
     def create_endpoint_config(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
+        # One unit: the models checked are there when the configuration is stored, and the
+        # configuration never exists without its tags.
+        with self.store.unit_of_work():
+            return self._create(ctx, params)
+
+    def _create(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
         name = params["EndpointConfigName"]
         production = params["ProductionVariants"]
         shadows = params.get("ShadowProductionVariants", [])
@@ -131,15 +140,21 @@ class EndpointConfigService:
     def delete_endpoint_config(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
-        record = require(
-            self.store, ctx, ResourceKind.ENDPOINT_CONFIG, params["EndpointConfigName"]
-        )
-        users = self.store.find(ResourceKind.ENDPOINT, parent=record.name_key, region=ctx.region)
-        if users:
-            raise ResourceInUse(
-                f"Cannot delete endpoint configuration '{record.name}': endpoint "
-                f"'{users[0].name}' uses it. Delete the endpoint or update it to another "
-                "configuration first."
+        name = params["EndpointConfigName"]
+
+        def attempt() -> None:
+            # Check and delete in one unit: no endpoint starts using it in between (SQLite).
+            record = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, name)
+            users = self.store.find(
+                ResourceKind.ENDPOINT, parent=record.name_key, region=ctx.region
             )
-        self.store.delete(record)
+            if users:
+                raise ResourceInUse(
+                    f"Cannot delete endpoint configuration '{record.name}': endpoint "
+                    f"'{users[0].name}' uses it. Delete the endpoint or update it to another "
+                    "configuration first."
+                )
+            self.store.delete(record)
+
+        run_atomically(self.store, attempt, busy=lambda: being_changed(ctx, _KIND, name))
         return {}

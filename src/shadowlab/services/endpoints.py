@@ -14,16 +14,20 @@ from typing import Any
 from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus
-from shadowlab.errors import ResourceInUse, ResourceLimitExceeded, ValidationException
+from shadowlab.errors import (
+    ResourceInUse,
+    ResourceLimitExceeded,
+    ServiceError,
+    ValidationException,
+)
+from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import already_exists, insert_new, list_page, not_found, require
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.deployments import EndpointDeployment, VariantDeployment
 from shadowlab.services.endpoint_plan import plan_deployment, variant_summaries
 from shadowlab.services.models import primary_container
 from shadowlab.services.tags import TagService
-from shadowlab.store import Record, StaleRecord, Store
-
-_CAS_ATTEMPTS = 8
+from shadowlab.store import Record, Store
 
 
 def target_of(record: Record) -> EndpointDeployment | None:
@@ -104,8 +108,10 @@ class EndpointService:
         name: str,
         change: Callable[[Record], EndpointDeployment],
     ) -> Record:
-        """Read, let `change` compute a new target, write it as Updating; retry on a lost race."""
-        for _ in range(_CAS_ATTEMPTS):
+        """Read, let `change` compute a new target, write it as Updating; the whole of it again
+        on a lost race (or, inside a larger unit of work, abort that unit)."""
+
+        def attempt() -> Record:
             record = require(self.store, ctx, ResourceKind.ENDPOINT, name)
             deployment = change(record)
             record.state["target"] = deployment.to_dict()
@@ -115,11 +121,13 @@ class EndpointService:
             record.document["EndpointStatus"] = record.status
             record.document.pop("FailureReason", None)
             record.modified_at = self.clock.now()
-            try:
-                return self.store.update(record)
-            except StaleRecord:
-                continue
-        raise ValidationException(f"Endpoint '{name}' is being changed by another request; retry.")
+            return self.store.update(record)
+
+        return run_atomically(self.store, attempt, busy=lambda: self._being_changed(name))
+
+    @staticmethod
+    def _being_changed(name: str) -> ServiceError:
+        return ValidationException(f"Endpoint '{name}' is being changed by another request; retry.")
 
     @staticmethod
     def _require_in_service(record: Record) -> None:
@@ -141,6 +149,12 @@ class EndpointService:
     # -- operations -----------------------------------------------------------------------------
 
     def create_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        # One unit: the quota counts what other endpoints hold when this one is stored, and the
+        # endpoint never exists without its tags.
+        with self.store.unit_of_work():
+            return self._create(ctx, params)
+
+    def _create(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
         config = self.store.get(
             ctx.region, ResourceKind.ENDPOINT_CONFIG, params["EndpointConfigName"]
@@ -212,24 +226,30 @@ class EndpointService:
         return {"Endpoints": items, "NextToken": token}
 
     def update_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        config_name = params["EndpointConfigName"]
-        config = self.store.get(ctx.region, ResourceKind.ENDPOINT_CONFIG, config_name)
-        if config is None:
-            raise not_found(ctx, ResourceKind.ENDPOINT_CONFIG, config_name)
         retain = bool(params.get("RetainAllVariantProperties", False))
 
-        def change(record: Record) -> EndpointDeployment:
-            self._require_in_service(record)
-            self._require_not_in_experiment(record, "update")
-            if not retain:
-                record.state.pop("overrides", None)
-            record.parent = config.name_key
-            record.document["EndpointConfigName"] = config.name
-            if params.get("DeploymentConfig"):
-                record.document["LastDeploymentConfig"] = params["DeploymentConfig"]
-            return self.plan(ctx, record, config)
+        def attempt() -> Record:
+            # Read in the unit too: the configuration cannot go between this check and the write.
+            config_name = params["EndpointConfigName"]
+            config = self.store.get(ctx.region, ResourceKind.ENDPOINT_CONFIG, config_name)
+            if config is None:
+                raise not_found(ctx, ResourceKind.ENDPOINT_CONFIG, config_name)
 
-        record = self.retarget(ctx, params["EndpointName"], change)
+            def change(record: Record) -> EndpointDeployment:
+                self._require_in_service(record)
+                self._require_not_in_experiment(record, "update")
+                if not retain:
+                    record.state.pop("overrides", None)
+                record.parent = config.name_key
+                record.document["EndpointConfigName"] = config.name
+                if params.get("DeploymentConfig"):
+                    record.document["LastDeploymentConfig"] = params["DeploymentConfig"]
+                return self.plan(ctx, record, config)
+
+            return self.retarget(ctx, params["EndpointName"], change)
+
+        name = params["EndpointName"]
+        record = run_atomically(self.store, attempt, busy=lambda: self._being_changed(name))
         return {"EndpointArn": record.arn}
 
     def update_endpoint_weights_and_capacities(
@@ -278,7 +298,7 @@ class EndpointService:
         return {"EndpointArn": record.arn}
 
     def delete_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        for _ in range(_CAS_ATTEMPTS):
+        def attempt() -> None:
             record = require(self.store, ctx, ResourceKind.ENDPOINT, params["EndpointName"])
             held = record.state.get("experiment")
             if held:
@@ -287,13 +307,17 @@ class EndpointService:
                     f"'{held['name']}' is using it. Stop the experiment first."
                 )
             if record.status == EndpointStatus.DELETING.value:
-                return {}
+                return
             record.status = EndpointStatus.DELETING.value
             record.document["EndpointStatus"] = record.status
             record.modified_at = self.clock.now()
-            try:
-                self.store.update(record)
-                return {}
-            except StaleRecord:
-                continue
-        raise ValidationException("The endpoint is being changed by another request; retry.")
+            self.store.update(record)
+
+        run_atomically(
+            self.store,
+            attempt,
+            busy=lambda: ValidationException(
+                "The endpoint is being changed by another request; retry."
+            ),
+        )
+        return {}

@@ -80,18 +80,25 @@ class ExperimentProgress:
         now = self.clock.now()
         status = ExperimentStatus(record.status or ExperimentStatus.CREATING.value)
         schedule = record.document["Schedule"]
+        two_record_steps = {
+            ExperimentStatus.STARTING: self._starting,
+            ExperimentStatus.UPDATING: self._updating,
+            ExperimentStatus.STOPPING: self._stopping,
+        }
         if status is ExperimentStatus.CREATING:
             self._save(record, ExperimentStatus.CREATED)
         elif status is ExperimentStatus.CREATED and now >= schedule["StartTime"]:
             self._save(record, ExperimentStatus.STARTING)
-        elif status is ExperimentStatus.STARTING:
-            self._starting(ctx, record)
         elif status is ExperimentStatus.RUNNING and now >= schedule["EndTime"]:
+            # One write; judging may read captures for a while, so no unit (on SQLite its write
+            # lock would stall every other writer meanwhile).
             self._end_of_schedule(ctx, record)
-        elif status is ExperimentStatus.UPDATING:
-            self._updating(ctx, record)
-        elif status is ExperimentStatus.STOPPING:
-            self._stopping(ctx, record)
+        elif status in two_record_steps:
+            # These write the endpoint (and maybe a new configuration) and the experiment: one
+            # unit, or a crash in between leaves an endpoint retargeted for a step the
+            # experiment never recorded (or released by an experiment still Stopping).
+            with self.store.unit_of_work():
+                two_record_steps[status](ctx, record)
 
     def _end_of_schedule(self, ctx: RequestContext, record: Record) -> None:
         """Stop as SageMaker does at EndTime (the endpoint back as it was), or promote the shadow
@@ -343,5 +350,7 @@ class ExperimentProgress:
         record.document["CompletionTime"] = self.clock.now()
         if reason:
             record.document["StatusReason"] = reason
-        self._save(record, status)
+        # Endpoint before experiment, the order every unit writes them in (PostgreSQL then never
+        # has two units each waiting for the row the other holds).
         self.experiments.release_endpoint(ctx, record.document["EndpointName"], record.name)
+        self._save(record, status)

@@ -3,31 +3,30 @@
 Calls validate and record intent (status, schedule, a stop plan); the reconciler
 (`experiment_progress`) carries the intent out on the endpoint, so a restart resumes it.
 An experiment holds its endpoint from creation until it ends: `endpoint.state["experiment"]`
-names it, which is how "one active experiment per endpoint" holds across replicas.
+names it, which is how "one active experiment per endpoint" holds across replicas. Every
+operation is one unit of work (`services.atomic`): the claim, the experiment and its tags are
+written together or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shadowlab.domain import experiments as rules
 from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus, ExperimentStatus, ModelVariantStatus
-from shadowlab.errors import ConflictException, ResourceInUse, ValidationException
+from shadowlab.errors import ConflictException, ResourceInUse, ServiceError, ValidationException
+from shadowlab.services import experiment_views as views
+from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import list_page, not_found, plain, require
-from shadowlab.services.context import Clock, RequestContext, to_datetime
+from shadowlab.services.context import Clock, RequestContext
 from shadowlab.services.endpoints import EndpointService, target_of
 from shadowlab.services.tags import TagService
-from shadowlab.store import AlreadyExists, Record, StaleRecord, Store
+from shadowlab.store import AlreadyExists, Record, Store
 
 _KIND = ResourceKind.INFERENCE_EXPERIMENT
-_CAS_ATTEMPTS = 8
-
-
-def _variant_summaries(model_variants: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
-    return [{**v, "Status": status} for v in model_variants]
 
 
 class ExperimentService:
@@ -41,22 +40,6 @@ class ExperimentService:
 
     # -- holding the endpoint -------------------------------------------------------------------
 
-    def _claim_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> Record:
-        for _ in range(_CAS_ATTEMPTS):
-            endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, endpoint_name)
-            self._refuse_if_held(endpoint)
-            if endpoint.status != EndpointStatus.IN_SERVICE.value:
-                raise ValidationException(
-                    f"Endpoint '{endpoint.name}' is {endpoint.status}; an inference experiment "
-                    "needs an InService endpoint."
-                )
-            endpoint.state["experiment"] = {"name": experiment, "shadows": []}
-            try:
-                return self.store.update(endpoint)
-            except StaleRecord:
-                continue
-        raise ValidationException(f"Endpoint '{endpoint_name}' is busy; retry.")
-
     @staticmethod
     def _refuse_if_held(endpoint: Record) -> None:
         held = endpoint.state.get("experiment")
@@ -67,19 +50,16 @@ class ExperimentService:
             )
 
     def release_endpoint(self, ctx: RequestContext, endpoint_name: str, experiment: str) -> None:
-        for _ in range(_CAS_ATTEMPTS):
+        """Let go of the endpoint if `experiment` holds it, in the caller's unit of work: a
+        concurrent change to the endpoint aborts the whole unit rather than leave it held."""
+        with self.store.unit_of_work():
             endpoint = self.store.get(ctx.region, ResourceKind.ENDPOINT, endpoint_name)
-            if (
-                endpoint is None
-                or (endpoint.state.get("experiment") or {}).get("name") != experiment
+            if endpoint is None or (endpoint.state.get("experiment") or {}).get("name") != (
+                experiment
             ):
                 return
             endpoint.state.pop("experiment", None)
-            try:
-                self.store.update(endpoint)
-                return
-            except StaleRecord:
-                continue
+            self.store.update(endpoint)
 
     # -- checks ---------------------------------------------------------------------------------
 
@@ -117,6 +97,14 @@ class ExperimentService:
     def create_inference_experiment(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
+        endpoint = params["EndpointName"]
+        return run_atomically(
+            self.store,
+            lambda: self._create(ctx, params),
+            busy=lambda: ValidationException(f"Endpoint '{endpoint}' is busy; retry."),
+        )
+
+    def _create(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
         name = params["Name"]
         if self.store.get(ctx.region, _KIND, name) is not None:
             raise ResourceInUse(f"Inference experiment '{name}' already exists.")
@@ -153,11 +141,19 @@ class ExperimentService:
             parent=endpoint.name_key,
             state={"variant_status": ModelVariantStatus.CREATING.value},
         )
-        self._claim_endpoint(ctx, endpoint.name, name)
+        if endpoint.status != EndpointStatus.IN_SERVICE.value:
+            raise ValidationException(
+                f"Endpoint '{endpoint.name}' is {endpoint.status}; an inference experiment "
+                "needs an InService endpoint."
+            )
+        # Claim the endpoint (a compare-and-set: of two concurrent claims one goes stale and is
+        # run again, to find the endpoint held), then store the experiment and its tags, all in
+        # one unit: a failure anywhere leaves no claim by an experiment that does not exist.
+        endpoint.state["experiment"] = {"name": name, "shadows": []}
+        self.store.update(endpoint)
         try:
             self.store.insert(record)
         except AlreadyExists:
-            self.release_endpoint(ctx, endpoint.name, name)
             raise ResourceInUse(f"Inference experiment '{name}' already exists.") from None
         if tags:
             self.store.put_tags(arn, tags)
@@ -167,88 +163,50 @@ class ExperimentService:
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
         record = require(self.store, ctx, _KIND, params["Name"])
-        document = record.document
-        out: dict[str, Any] = {
-            k: v for k, v in document.items() if k not in ("Schedule", "EndpointName")
-        }
-        out["Schedule"] = {k: to_datetime(v) for k, v in document["Schedule"].items()}
-        out["CreationTime"] = to_datetime(record.created_at)
-        out["LastModifiedTime"] = to_datetime(record.modified_at)
-        if document.get("CompletionTime") is not None:
-            out["CompletionTime"] = to_datetime(document["CompletionTime"])
-        out["ModelVariants"] = self._model_variant_summaries(record)
-        endpoint = self.store.get(ctx.region, ResourceKind.ENDPOINT, document["EndpointName"])
-        metadata: dict[str, Any] = {"EndpointName": document["EndpointName"]}
-        if endpoint is not None:
-            metadata["EndpointConfigName"] = endpoint.document["EndpointConfigName"]
-            metadata["EndpointStatus"] = endpoint.status
-            if endpoint.document.get("FailureReason"):
-                metadata["FailureReason"] = endpoint.document["FailureReason"]
-        out["EndpointMetadata"] = metadata
-        return out
-
-    @staticmethod
-    def _model_variant_summaries(record: Record) -> list[dict[str, Any]]:
-        source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
-        statuses: dict[str, str] = record.state.get("variant_statuses", {})
-        shadow_status = record.state.get("variant_status", ModelVariantStatus.CREATING.value)
-        summaries = []
-        for variant in record.document["ModelVariants"]:
-            name = variant["VariantName"]
-            default = ModelVariantStatus.IN_SERVICE.value if name == source else shadow_status
-            summaries.append({**variant, "Status": statuses.get(name, default)})
-        return summaries
+        endpoint_name = record.document["EndpointName"]
+        return views.describe(
+            record, self.store.get(ctx.region, ResourceKind.ENDPOINT, endpoint_name)
+        )
 
     def list_inference_experiments(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
         # Type has the single value ShadowMode in botocore's model, so every experiment matches
         # it; the filter is validated by the wire layer and needs no column.
-        def summary(r: Record) -> dict[str, Any]:
-            d = r.document
-            item: dict[str, Any] = {
-                "Name": r.name,
-                "Type": d["Type"],
-                "Schedule": {k: to_datetime(v) for k, v in d["Schedule"].items()},
-                "Status": r.status,
-                "CreationTime": to_datetime(r.created_at),
-                "LastModifiedTime": to_datetime(r.modified_at),
-                "RoleArn": d["RoleArn"],
-            }
-            for optional in ("StatusReason", "Description"):
-                if d.get(optional):
-                    item[optional] = d[optional]
-            if d.get("CompletionTime") is not None:
-                item["CompletionTime"] = to_datetime(d["CompletionTime"])
-            return item
-
-        items, token = list_page(self.store, ctx, _KIND, params, summary)
+        items, token = list_page(self.store, ctx, _KIND, params, views.summary)
         return {"InferenceExperiments": items, "NextToken": token}
+
+    @staticmethod
+    def _require_status(record: Record, allowed: tuple[ExperimentStatus, ...], verb: str) -> None:
+        if record.status not in {s.value for s in allowed}:
+            raise ConflictException(
+                f"Cannot {verb} inference experiment '{record.name}' while it is "
+                f"{record.status}; allowed in: {', '.join(s.value for s in allowed)}."
+            )
+
+    @staticmethod
+    def _changed_meanwhile(name: str) -> ServiceError:
+        return ConflictException(f"Inference experiment '{name}' changed meanwhile; retry.")
 
     def _transition(
         self,
         ctx: RequestContext,
         name: str,
-        change: Any,
+        change: Callable[[Record], None],
         allowed: tuple[ExperimentStatus, ...],
         verb: str,
     ) -> Record:
         """Read-check-write with compare-and-set; `change` mutates the record in place."""
-        for _ in range(_CAS_ATTEMPTS):
+
+        def attempt() -> Record:
             record = require(self.store, ctx, _KIND, name)
-            if record.status not in {s.value for s in allowed}:
-                raise ConflictException(
-                    f"Cannot {verb} inference experiment '{record.name}' while it is "
-                    f"{record.status}; allowed in: {', '.join(s.value for s in allowed)}."
-                )
+            self._require_status(record, allowed, verb)
             change(record)
             record.modified_at = self.clock.now()
             record.document["Status"] = record.status
-            try:
-                return self.store.update(record)
-            except StaleRecord:
-                continue
-        raise ConflictException(f"Inference experiment '{name}' changed meanwhile; retry.")
+            return self.store.update(record)
+
+        return run_atomically(self.store, attempt, busy=lambda: self._changed_meanwhile(name))
 
     def update_inference_experiment(
         self, ctx: RequestContext, params: Mapping[str, Any]
@@ -376,13 +334,17 @@ class ExperimentService:
     def delete_inference_experiment(
         self, ctx: RequestContext, params: Mapping[str, Any]
     ) -> dict[str, Any]:
-        record = self._transition(
-            ctx,
-            params["Name"],
-            lambda r: None,
-            (ExperimentStatus.CREATED, ExperimentStatus.COMPLETED, ExperimentStatus.CANCELLED),
-            "delete",
-        )
-        self.store.delete(record)
-        self.release_endpoint(ctx, record.document["EndpointName"], record.name)
+        name = params["Name"]
+        allowed = (ExperimentStatus.CREATED, ExperimentStatus.COMPLETED, ExperimentStatus.CANCELLED)
+
+        def attempt() -> Record:
+            record = require(self.store, ctx, _KIND, name)
+            self._require_status(record, allowed, "delete")
+            # Endpoint before experiment, the order every unit writes them in (PostgreSQL then
+            # never has two units each waiting for the row the other holds).
+            self.release_endpoint(ctx, record.document["EndpointName"], record.name)
+            self.store.delete(record)
+            return record
+
+        record = run_atomically(self.store, attempt, busy=lambda: self._changed_meanwhile(name))
         return {"InferenceExperimentArn": record.arn}

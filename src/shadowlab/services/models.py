@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from shadowlab.domain.arns import make_arn
+from shadowlab.domain.environment import DEFAULT_UPSTREAM_HOSTS, UpstreamHosts, environment_problem
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import ACTIVE_EXPERIMENT_STATUSES
 from shadowlab.errors import ResourceInUse, ValidationException
-from shadowlab.services.common import insert_new, list_page, require, with_datetimes
+from shadowlab.services.atomic import run_atomically
+from shadowlab.services.common import (
+    being_changed,
+    insert_new,
+    list_page,
+    require,
+    with_datetimes,
+)
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
 from shadowlab.store import Record, Store
@@ -35,10 +43,17 @@ def primary_container(model: Record) -> dict[str, Any]:
 
 
 class ModelService:
-    def __init__(self, store: Store, tags: TagService, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tags: TagService,
+        clock: Clock,
+        upstream_hosts: UpstreamHosts | None = None,
+    ) -> None:
         self.store = store
         self.tags = tags
         self.clock = clock
+        self.upstream_hosts = upstream_hosts or UpstreamHosts.parse(DEFAULT_UPSTREAM_HOSTS)
 
     def create_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
         name = params["ModelName"]
@@ -49,6 +64,10 @@ class ModelService:
                 "Exactly one of PrimaryContainer or Containers must be specified for model "
                 f"'{name}'."
             )
+        for container in [params.get("PrimaryContainer") or {}, *(params.get("Containers") or [])]:
+            problem = environment_problem(container.get("Environment"), self.upstream_hosts)
+            if problem:
+                raise ValidationException(problem)
         tags = self.tags.check_new(params.get("Tags"))
         arn = make_arn(ctx.region, ctx.account, ResourceKind.MODEL, name)
         now = self.clock.now()
@@ -74,14 +93,22 @@ class ModelService:
         return {"Models": items, "NextToken": token}
 
     def delete_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        record = require(self.store, ctx, ResourceKind.MODEL, params["ModelName"])
-        user = self.used_by(ctx, record.name)
-        if user is not None:
-            raise ResourceInUse(
-                f"Cannot delete model '{record.name}': it is in use by {user}. Delete or update "
-                "that first."
-            )
-        self.store.delete(record)
+        name = params["ModelName"]
+
+        def attempt() -> None:
+            # Check and delete in one unit: nothing starts using the model in between (SQLite).
+            record = require(self.store, ctx, ResourceKind.MODEL, name)
+            user = self.used_by(ctx, record.name)
+            if user is not None:
+                raise ResourceInUse(
+                    f"Cannot delete model '{record.name}': it is in use by {user}. Delete or "
+                    "update that first."
+                )
+            self.store.delete(record)
+
+        run_atomically(
+            self.store, attempt, busy=lambda: being_changed(ctx, ResourceKind.MODEL, name)
+        )
         return {}
 
     def used_by(self, ctx: RequestContext, model_name: str) -> str | None:

@@ -48,16 +48,19 @@ class TagService:
         return record
 
     def add_tags(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        record = self._resource(ctx, params["ResourceArn"])
-        pairs = _pairs(params["Tags"])
-        existing: dict[str, str] = dict(self.store.list_tags(record.arn))
-        total = len(existing.keys() | {k for k, _ in pairs})
-        if total > MAX_TAGS_PER_RESOURCE:
-            raise ValidationException(
-                f"Resource {record.arn} would have {total} tags; the limit is "
-                f"{MAX_TAGS_PER_RESOURCE}."
-            )
-        self.store.put_tags(record.arn, pairs)
+        # One unit: the count checked is the count written to (two concurrent AddTags cannot
+        # pass the limit together on SQLite), and the resource is there when its tags are.
+        with self.store.unit_of_work():
+            record = self._resource(ctx, params["ResourceArn"])
+            pairs = _pairs(params["Tags"])
+            existing: dict[str, str] = dict(self.store.list_tags(record.arn))
+            total = len(existing.keys() | {k for k, _ in pairs})
+            if total > MAX_TAGS_PER_RESOURCE:
+                raise ValidationException(
+                    f"Resource {record.arn} would have {total} tags; the limit is "
+                    f"{MAX_TAGS_PER_RESOURCE}."
+                )
+            self.store.put_tags(record.arn, pairs)
         return {"Tags": [{"Key": k, "Value": v} for k, v in pairs]}
 
     def list_tags(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def upsert_metric_minutes(store: Store, rows: Sequence[MetricMinute]) -> None:
         if column.name not in _KEY
     }
     statement = statement.on_conflict_do_update(index_elements=list(_KEY), set_=replaced)
-    with store.engine.begin() as conn:
+    with store.transaction(write=True) as conn:
         conn.execute(statement, [_values(row) for row in rows])
 
 
@@ -111,12 +111,12 @@ def read_metric_minutes(
         )
         .order_by(c.variant, c.minute, c.role, c.replica)
     )
-    with store.engine.begin() as conn:
+    with store.transaction(write=False) as conn:
         return [_to_row(row) for row in conn.execute(statement)]
 
 
 def delete_metric_minutes_before(store: Store, minute: int) -> int:
     """Drop every replica's rows older than `minute`; how many went."""
-    with store.engine.begin() as conn:
+    with store.transaction(write=True) as conn:
         result = conn.execute(delete(metric_minutes).where(metric_minutes.c.minute < minute))
         return int(result.rowcount or 0)

@@ -1,8 +1,14 @@
-"""The store: resources and tags, each call its own short transaction."""
+"""The store: resources and tags.
+
+Each call is its own short transaction, unless a unit of work is open on the calling thread:
+then every call joins that unit's transaction, so an API operation commits all of its writes or
+none (see `Store.unit_of_work`).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, insert, or_, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from shadowlab.domain.kinds import ResourceKind
@@ -28,13 +34,30 @@ class StaleRecord(Exception):
     """Someone else updated the record since it was read (compare-and-set failed)."""
 
 
+# Connection execution option: the transaction will write (SQLite then takes the write lock first).
+_WRITE = "shadowlab_write"
+# PostgreSQL SQLSTATEs of a transaction that lost a race and may simply be run again.
+_LOST_RACE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: it would BEGIN only before the first write,
+    # so a unit of work's reads would run outside its transaction; _sqlite_begin says BEGIN.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets the reconciler read while a request writes; busy_timeout waits instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writing transaction takes the write lock up front (waiting up to busy_timeout for it).
+    # A deferred one would take a read snapshot first and, if another connection committed
+    # meanwhile, fail at its first write with SQLITE_BUSY at once, whatever busy_timeout says.
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -47,6 +70,7 @@ def create_store_engine(url: str) -> Engine:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
@@ -83,9 +107,20 @@ def _values(record: Record) -> dict[str, Any]:
     }
 
 
+def _lost_race(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _LOST_RACE
+
+
+class _Bound(threading.local):
+    """The connection of the unit of work open on this thread, if any."""
+
+    connection: Connection | None = None
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._bound = _Bound()
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -99,17 +134,60 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- transactions ---------------------------------------------------------------------------
+
     @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+    def unit_of_work(self) -> Iterator[Store]:
+        """One transaction for everything this thread does with the store inside the block.
+
+        Commits when the block ends, rolls everything back when it raises: a StaleRecord from a
+        compare-and-set, a service error, a database failure. A unit opened inside another
+        joins it (the outer one decides). Records read or written in a unit that rolled back
+        are stale (their version may count a write that never happened): read them again.
+
+        SQLite: the unit holds the write lock from its start (BEGIN IMMEDIATE), so units run one
+        at a time and everything they read stays true until they commit; readers are not blocked
+        (WAL). PostgreSQL: READ COMMITTED; every update checks the version it read, and a unit
+        that lost a deadlock or serialization race raises StaleRecord, to be run again.
+        """
+        if self._bound.connection is not None:
+            yield self
+            return
+        try:
+            with self.transaction(write=True) as conn:
+                self._bound.connection = conn
+                try:
+                    yield self
+                finally:
+                    self._bound.connection = None
+        except DBAPIError as exc:
+            if _lost_race(exc):
+                raise StaleRecord(str(exc.orig)) from exc
+            raise
+
+    def in_unit_of_work(self) -> bool:
+        return self._bound.connection is not None
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Connection]:
+        """The open unit of work's connection, or a short transaction of its own."""
+        if self._bound.connection is not None:
+            yield self._bound.connection
+            return
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     # -- resources ------------------------------------------------------------------------------
 
     def insert(self, record: Record) -> Record:
+        """Store a new record; AlreadyExists if the name is taken. Inside a unit of work the
+        unit must then end (PostgreSQL refuses anything more in a transaction after an error)."""
         record.version = 1
         try:
-            with self._begin() as conn:
+            with self.transaction(write=True) as conn:
                 conn.execute(insert(resources).values(**_values(record), version=1))
         except IntegrityError as exc:
             raise AlreadyExists(record.arn) from exc
@@ -121,12 +199,12 @@ class Store:
             resources.c.kind == kind.value,
             resources.c.name_key == name.lower(),
         )
-        with self._begin() as conn:
+        with self.transaction(write=False) as conn:
             row = conn.execute(query).first()
         return None if row is None else _to_record(row)
 
     def get_by_arn(self, arn: str) -> Record | None:
-        with self._begin() as conn:
+        with self.transaction(write=False) as conn:
             row = conn.execute(select(resources).where(resources.c.arn == arn)).first()
         return None if row is None else _to_record(row)
 
@@ -142,14 +220,14 @@ class Store:
             )
             .values(**_values(record), version=record.version + 1)
         )
-        with self._begin() as conn:
+        with self.transaction(write=True) as conn:
             if conn.execute(statement).rowcount != 1:
                 raise StaleRecord(record.arn)
         record.version += 1
         return record
 
     def delete(self, record: Record) -> None:
-        with self._begin() as conn:
+        with self.transaction(write=True) as conn:
             result = conn.execute(
                 delete(resources).where(
                     resources.c.arn == record.arn, resources.c.version == record.version
@@ -183,7 +261,7 @@ class Store:
                 conditions.append(or_(sort > value, and_(sort == value, c.name_key > name_key)))
         order = (sort.desc(), c.name_key.desc()) if query.descending else (sort, c.name_key)
         statement = select(resources).where(*conditions).order_by(*order).limit(query.limit)
-        with self._begin() as conn:
+        with self.transaction(write=False) as conn:
             return [_to_record(row) for row in conn.execute(statement)]
 
     def find(
@@ -202,7 +280,7 @@ class Store:
             conditions.append(resources.c.parent == parent)
         if region is not None:
             conditions.append(resources.c.region == region)
-        with self._begin() as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(select(resources).where(*conditions).order_by(resources.c.arn))
             return [_to_record(row) for row in rows]
 
@@ -210,16 +288,16 @@ class Store:
 
     def list_tags(self, arn: str) -> list[tuple[str, str]]:
         statement = select(tags.c.key, tags.c.value).where(tags.c.arn == arn).order_by(tags.c.key)
-        with self._begin() as conn:
+        with self.transaction(write=False) as conn:
             return [(row.key, row.value) for row in conn.execute(statement)]
 
     def put_tags(self, arn: str, pairs: Sequence[tuple[str, str]]) -> None:
         """Add or overwrite tags, all in one transaction."""
-        with self._begin() as conn:
+        with self.transaction(write=True) as conn:
             for key, value in pairs:
                 conn.execute(delete(tags).where(tags.c.arn == arn, tags.c.key == key))
                 conn.execute(insert(tags).values(arn=arn, key=key, value=value))
 
     def delete_tags(self, arn: str, keys: Sequence[str]) -> None:
-        with self._begin() as conn:
+        with self.transaction(write=True) as conn:
             conn.execute(delete(tags).where(tags.c.arn == arn, tags.c.key.in_(list(keys))))

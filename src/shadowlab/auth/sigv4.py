@@ -1,0 +1,284 @@
+"""Verify AWS Signature Version 4 on requests, with botocore's own signer.
+
+A request is accepted when its `Authorization` header names a known access key, a credential
+scope of the expected service and a region botocore knows, a time within the allowed skew, and a
+signature equal to the one botocore computes for the same method, path, query, signed headers
+and body with that key's secret. The canonical request and the string to sign come from
+`botocore.auth.SigV4Auth`, so shadowlab verifies exactly what boto3 and the AWS CLI sign; the
+only thing kept here is the derived signing key, cached per key/date/region/service, because
+deriving it costs four HMACs per request and changes once a day.
+
+Failures are AWS's, code and message: MissingAuthenticationTokenException (no header),
+IncompleteSignatureException (a header that is not a SigV4 one), UnrecognizedClientException
+(unknown access key), InvalidSignatureException (scope, time or signature wrong).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hmac
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from hashlib import sha256
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.compat import HTTPHeaders
+
+from shadowlab.errors import ServiceError
+
+__all__ = ["AuthFailure", "Caller", "SigV4Verifier", "known_regions"]
+
+_ALGORITHM = "AWS4-HMAC-SHA256"
+_TERMINATOR = "aws4_request"
+_BASIC_ISO8601 = re.compile(r"\d{8}T\d{6}Z")  # 20261202T083000Z
+_ECHO_LIMIT = 128  # echoed client values are cut so that an error stays small
+_KEY_CACHE_LIMIT = 1024
+_SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+class AuthFailure(ServiceError):
+    """A request whose signature does not hold. AWS answers these with 403 (400 for a header
+    that is not a signature at all)."""
+
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who signed a verified request, and for which region."""
+
+    access_key: str
+    region: str
+
+
+def known_regions(service: str = "sagemaker") -> frozenset[str]:
+    """Every region botocore's endpoint data names for `service`, in every partition."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions(service, partition_name=partition)
+    )
+
+
+def _echo(value: str) -> str:
+    return value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "..."
+
+
+def _incomplete(message: str) -> AuthFailure:
+    return AuthFailure("IncompleteSignatureException", message, status=400)
+
+
+def _invalid(message: str) -> AuthFailure:
+    return AuthFailure("InvalidSignatureException", message)
+
+
+class SigV4Verifier:
+    """Checks the SigV4 signature of requests to one signing service (SageMaker's API and its
+    runtime both sign as "sagemaker")."""
+
+    def __init__(
+        self,
+        secrets: Mapping[str, str],
+        *,
+        regions: Iterable[str],
+        service: str = "sagemaker",
+        max_skew_s: float = 900.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secrets = dict(secrets)
+        self._regions = frozenset(regions)
+        self._service = service
+        self._max_skew_s = max_skew_s
+        self._clock = clock
+        self._keys: dict[tuple[str, str, str], bytes] = {}
+
+    def verify(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> Caller:
+        """The caller of a request (`target` is the path and query as sent), or AuthFailure.
+
+        `headers` are (lower-case name, value) pairs as received."""
+        authorization = amz_date = http_date = content_sha = None
+        for name, value in headers:
+            if name == "authorization":
+                authorization = value
+            elif name == "x-amz-date":
+                amz_date = value
+            elif name == "date":
+                http_date = value
+            elif name == "x-amz-content-sha256":
+                content_sha = value
+        if authorization is None:
+            raise AuthFailure("MissingAuthenticationTokenException", "Missing Authentication Token")
+        credential, signed_names, signature = _parse_authorization(
+            authorization, has_date=amz_date is not None or http_date is not None
+        )
+        access_key, scope_date, region, service = self._check_scope(credential)
+        timestamp = _timestamp(amz_date, http_date)
+        self._check_time(timestamp, scope_date)
+        if "host" not in signed_names:
+            raise _invalid(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+            )
+        if content_sha is not None and content_sha != sha256(body).hexdigest():
+            # botocore takes a given payload hash on trust; the body must match it here.
+            raise _invalid("The provided 'x-amz-content-sha256' header does not match the body.")
+        request = _Received(method, target, body, timestamp)
+        for name, value in headers:
+            if name in signed_names:
+                request.headers[name] = value  # HTTPHeaders: repeated names stay repeated
+        signer = SigV4Auth(None, service, region)
+        string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+        key = self._signing_key(signer, access_key, scope_date, region)
+        expected = signer._sign(key, string_to_sign, hex=True)
+        if not hmac.compare_digest(expected, signature):
+            raise _invalid(_SIGNATURE_MISMATCH)
+        return Caller(access_key, region)
+
+    def _check_scope(self, credential: str) -> tuple[str, str, str, str]:
+        parts = credential.split("/")
+        if len(parts) != 5:
+            raise _incomplete(
+                "Credential must have exactly 5 slash-delimited elements, e.g. "
+                f"keyid/date/region/service/term, got '{_echo(credential)}'"
+            )
+        access_key, scope_date, region, service, terminator = parts
+        if access_key not in self._secrets:
+            raise AuthFailure(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        if terminator != _TERMINATOR:
+            raise _invalid(
+                f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "
+                f"not '{_echo(terminator)}'."
+            )
+        if service != self._service:
+            raise _invalid(f"Credential should be scoped to correct service: '{self._service}'. ")
+        if region not in self._regions:
+            raise _invalid("Credential should be scoped to a valid region. ")
+        return access_key, scope_date, region, service
+
+    def _check_time(self, timestamp: str, scope_date: str) -> None:
+        if scope_date != timestamp[:8]:
+            raise _invalid(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+                f"from HTTP: '{_echo(scope_date)}' != '{timestamp[:8]}', from '{timestamp}'."
+            )
+        signed_at = _epoch(timestamp)
+        now = self._clock()
+        minutes = f"{self._max_skew_s / 60:g} min."
+        if signed_at < now - self._max_skew_s:
+            raise _invalid(
+                f"Signature expired: {timestamp} is now earlier than "
+                f"{_format(now - self._max_skew_s)} ({_format(now)} - {minutes})"
+            )
+        if signed_at > now + self._max_skew_s:
+            raise _invalid(
+                f"Signature not yet current: {timestamp} is still later than "
+                f"{_format(now + self._max_skew_s)} ({_format(now)} + {minutes})"
+            )
+
+    def _signing_key(self, signer: SigV4Auth, access_key: str, date: str, region: str) -> bytes:
+        cache_key = (access_key, date, region)
+        key = self._keys.get(cache_key)
+        if key is None:
+            # The derivation of SigV4Auth.signature, kept once instead of done per request.
+            secret = self._secrets[access_key]
+            k_date = signer._sign(f"AWS4{secret}".encode(), date)
+            k_region = signer._sign(k_date, region)
+            k_service = signer._sign(k_region, self._service)
+            key = signer._sign(k_service, _TERMINATOR)
+            if len(self._keys) >= _KEY_CACHE_LIMIT:
+                self._keys.clear()  # a day's keys come back on the next request
+            self._keys[cache_key] = key
+        return key
+
+
+class _Received:
+    """A received request in the form `SigV4Auth.canonical_request` reads (what botocore's
+    AWSRequest offers, without preparing a request to send)."""
+
+    __slots__ = ("body", "context", "headers", "method", "params", "url")
+
+    def __init__(self, method: str, target: str, body: bytes, timestamp: str) -> None:
+        self.method = method
+        # Any scheme but https: botocore signs the payload of plain-HTTP requests, always.
+        self.url = "http://signed" + target
+        self.body = body
+        self.params: dict[str, str] = {}
+        self.headers = HTTPHeaders()
+        self.context = {"timestamp": timestamp}
+
+
+def _parse_authorization(header: str, *, has_date: bool) -> tuple[str, frozenset[str], str]:
+    """(credential, signed header names, signature) of a SigV4 Authorization header."""
+    algorithm, _, rest = header.strip().partition(" ")
+    fields: dict[str, str] = {}
+    if algorithm == _ALGORITHM:
+        for part in rest.split(","):
+            name, sep, value = part.strip().partition("=")
+            if sep:
+                fields[name] = value
+    missing = [
+        f"Authorization header requires '{name}' parameter."
+        for name in ("Credential", "Signature", "SignedHeaders")
+        if not fields.get(name)
+    ]
+    if not has_date:
+        missing.append(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+        )
+    if missing:
+        raise _incomplete(" ".join(missing) + f" Authorization={_echo(header)}")
+    names = frozenset(fields["SignedHeaders"].split(";"))
+    return fields["Credential"], names, fields["Signature"]
+
+
+def _timestamp(amz_date: str | None, http_date: str | None) -> str:
+    """The request time in SigV4's basic ISO-8601 form, from X-Amz-Date or else Date."""
+    if amz_date is not None:
+        if _BASIC_ISO8601.fullmatch(amz_date) is None:
+            raise _incomplete(
+                f"Date must be in ISO-8601 'basic format'. Got '{_echo(amz_date)}'. See "
+                "http://docs.aws.amazon.com/general/latest/gr/sigv4-date-handling.html"
+            )
+        return amz_date
+    assert http_date is not None  # _parse_authorization required one of the two
+    try:
+        parsed = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        raise _incomplete(f"Date must be an RFC 1123 date. Got '{_echo(http_date)}'.") from None
+    if parsed.tzinfo is None:  # "-0000": UTC, with the offset unknown
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
+
+
+def _epoch(timestamp: str) -> float:
+    # strptime costs ~7 us; the fields are at fixed places once _BASIC_ISO8601 matched.
+    return calendar.timegm(
+        (
+            int(timestamp[0:4]),
+            int(timestamp[4:6]),
+            int(timestamp[6:8]),
+            int(timestamp[9:11]),
+            int(timestamp[11:13]),
+            int(timestamp[13:15]),
+        )
+    )
+
+
+def _format(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(SIGV4_TIMESTAMP)

@@ -1,0 +1,58 @@
+"""The signature gate in front of both planes: a request is handled only once its SigV4
+signature holds (see `shadowlab.auth.sigv4`); the refusal is AWS's error, code and message.
+
+Only the health check and the Prometheus scrape are open: load balancers and scrapers do not
+sign, and neither route reveals or changes more than a resource's name.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from shadowlab.auth import AuthFailure, SigV4Verifier
+from shadowlab.dataplane import wire
+from shadowlab.dataplane.request import Request
+
+UNSIGNED_PATHS = frozenset({b"/healthz", b"/metrics"})
+_ERROR_TYPE_SUFFIX = b":http://internal.amazon.com/coral/com.amazon.coral.service/"
+
+
+class SignatureGate:
+    """`allow_unsigned`: requests without an Authorization header pass (loopback development,
+    see `auth.policy`); those with one are verified all the same."""
+
+    def __init__(self, verifier: SigV4Verifier, *, allow_unsigned: bool = False) -> None:
+        self._verifier = verifier
+        self._allow_unsigned = allow_unsigned
+
+    def refusal(self, req: Request) -> bytes | None:
+        """None when `req` may be handled, else the complete error response to send."""
+        if req.authorization is None and self._allow_unsigned:
+            return None
+        if req.method in (b"GET", b"HEAD") and req.url.split(b"?", 1)[0] in UNSIGNED_PATHS:
+            return None
+        try:
+            # Header bytes are decoded as http.client encodes them when botocore sends them.
+            self._verifier.verify(
+                req.method.decode("latin-1"),
+                req.url.decode("latin-1"),
+                [(name.decode("latin-1"), value.decode("latin-1")) for name, value in req.headers],
+                req.body,
+            )
+        except AuthFailure as failure:
+            return _refusal(failure, req.connection_header)
+        return None
+
+
+def _refusal(failure: AuthFailure, connection: bytes) -> bytes:
+    """The error in the form both of botocore's parsers read: JSON 1.1 takes the code from
+    `__type`, REST-JSON from x-amzn-ErrorType, so one answer serves the API and the runtime."""
+    code = failure.code.encode("ascii")
+    body = json.dumps({"__type": failure.code, "message": failure.message}).encode("utf-8")
+    headers = [
+        (b"x-amzn-RequestId", str(uuid.uuid4()).encode("ascii")),
+        (b"x-amzn-ErrorType", code + _ERROR_TYPE_SUFFIX),
+        (b"Content-Type", b"application/x-amz-json-1.1"),
+    ]
+    return wire.plain_response(failure.status, headers, body, connection)

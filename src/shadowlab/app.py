@@ -19,6 +19,7 @@ from shadowlab.controlplane.asgi import (
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.controlplane.operations import operation_table
 from shadowlab.domain.environment import UpstreamHosts
+from shadowlab.inventory.route import inventory_route
 from shadowlab.metrics.query import metrics_json
 from shadowlab.services.context import Clock
 from shadowlab.services.deployments import Hosting, ImmediateHosting
@@ -102,6 +103,7 @@ class Application:
             metrics=self.metrics,
             comparisons=self.comparisons,
             default_region=settings.default_region,
+            routes=[inventory_route(self.store)],
         )
 
     def start(self) -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shadowlab import __version__, captures, report
+from shadowlab import __version__, captures, inventory, report
 from shadowlab.settings import Settings, load_settings
 
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     captures.add_parser(sub)
     report.add_parser(sub)
+    inventory.add_parser(sub)
     return parser
 
 
@@ -70,4 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return captures.run(args)
     if args.command == "report":
         return report.run(args)
+    if args.command == "inventory":
+        return inventory.run(args)
     return 2

@@ -7,7 +7,7 @@ runs in a worker thread so the event loop that also carries invocations never bl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.errors import ServiceError
@@ -85,6 +85,7 @@ def create_control_plane_app(
     metrics: MetricsSources | None = None,
     comparisons: ComparisonSources | None = None,
     default_region: str = "us-east-1",
+    routes: Sequence[BaseRoute] = (),  # more read-only routes (the inventory), as they are
 ) -> Starlette:
     async def aws_json(request: Request) -> Response:
         body = await request.body()
@@ -164,6 +165,7 @@ def create_control_plane_app(
             Route("/shadowlab/metrics/query", metrics_query, methods=["GET"]),
             Route("/shadowlab/experiments/{name}/comparison", comparison, methods=["GET"]),
             Route("/shadowlab/capture/sync", capture_sync, methods=["POST"]),
+            *routes,
         ]
     )
 

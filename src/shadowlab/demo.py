@@ -35,12 +35,16 @@ CAPTURE_BUCKET = "demo-captures"
 # The p99 limit is generous because here, unlike on SageMaker, the shadow's worker shares two
 # cores with production's, the server and the load generator, and its copy arrives just after
 # production's request: an identical model measures 1.4-2.7x slower at p99 on this machine.
-GUARDRAIL_TAGS = [
-    {"Key": "shadowlab:auto-promote", "Value": "true"},
-    {"Key": "shadowlab:selector", "Value": "labels"},
-    {"Key": "shadowlab:max-p99-ratio", "Value": "4"},
-    {"Key": "shadowlab:min-agreement", "Value": "0.99"},
-]
+MAX_P99_RATIO = 4.0
+
+
+def guardrail_tags(max_p99_ratio: float = MAX_P99_RATIO) -> list[dict[str, str]]:
+    return [
+        {"Key": "shadowlab:auto-promote", "Value": "true"},
+        {"Key": "shadowlab:selector", "Value": "labels"},
+        {"Key": "shadowlab:max-p99-ratio", "Value": f"{max_p99_ratio:g}"},
+        {"Key": "shadowlab:min-agreement", "Value": "0.99"},
+    ]
 
 
 def _say(text: str) -> None:
@@ -119,7 +123,14 @@ def wait(describe: Any, key: str, wanted: str, timeout: float = 90) -> dict[str,
 
 
 class Demo:
-    def __init__(self, url: str, data_dir: Path, rows: list[list[float]], suffix: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        rows: list[list[float]],
+        suffix: str,
+        max_p99_ratio: float = MAX_P99_RATIO,
+    ) -> None:
         import boto3
 
         # Credentials come from the environment (demo_credentials), as for any SDK user.
@@ -129,6 +140,7 @@ class Demo:
         self.data_dir = data_dir
         self.rows = rows
         self.suffix = suffix
+        self.max_p99_ratio = max_p99_ratio
         self.endpoint = f"demo-endpoint-{suffix}"
 
     def model_name(self, model: TrainedModel) -> str:
@@ -197,7 +209,7 @@ class Demo:
                 "Destination": f"s3://{CAPTURE_BUCKET}/shadow-tests",
                 "ContentType": {"JsonContentTypes": ["application/json"]},
             },
-            Tags=GUARDRAIL_TAGS,
+            Tags=guardrail_tags(self.max_p99_ratio),
         )
         described = wait(
             lambda: self.sm.describe_inference_experiment(Name=experiment), "Status", "Running"
@@ -279,7 +291,12 @@ class Demo:
         return code
 
 
-def run(requests: int, data_dir: Path, separate_minutes: bool = True) -> None:
+def run(
+    requests: int,
+    data_dir: Path,
+    separate_minutes: bool = True,
+    max_p99_ratio: float = MAX_P99_RATIO,
+) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     _say("1. Training a production model and two candidates, packaged as SageMaker model.tar.gz")
     models, rows = train_and_package(data_dir / "s3")
@@ -289,7 +306,8 @@ def run(requests: int, data_dir: Path, separate_minutes: bool = True) -> None:
     _say(f"2. Starting shadowlab serve on 127.0.0.1:{port} (data dir {data_dir})")
     server = start_server(data_dir, port)
     try:
-        demo = Demo(f"http://127.0.0.1:{port}", data_dir, rows, time.strftime("%H%M%S"))
+        suffix = time.strftime("%H%M%S")
+        demo = Demo(f"http://127.0.0.1:{port}", data_dir, rows, suffix, max_p99_ratio)
         _say("3. Creating the models, an endpoint config and the endpoint with boto3")
         demo.create_endpoint(models)
         _say(f"   endpoint {demo.endpoint} is InService, answering from 'production'")
@@ -330,8 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start the second shadow test at once (its report then shares a minute of metrics)",
     )
+    parser.add_argument(
+        "--max-p99-ratio",
+        type=float,
+        default=MAX_P99_RATIO,
+        help="the p99 guardrail's limit, shadow over production (default %(default)g)",
+    )
     args = parser.parse_args(argv)
-    run(args.requests, args.data_dir, separate_minutes=not args.no_minute_wait)
+    run(
+        args.requests,
+        args.data_dir,
+        separate_minutes=not args.no_minute_wait,
+        max_p99_ratio=args.max_p99_ratio,
+    )
     return 0
 
 

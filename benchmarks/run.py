@@ -9,7 +9,10 @@ Phases, each row once per round:
   shadow, and with the serial shadow (one request at a time, 1 ms each: 1000 req/s, a fifth
   to a quarter of the offered load), to compare production p99 at equal load and to see how
   much of its share a shadow slower than its offered load gets;
-- single, 1 connection: direct, shadowlab, nginx, for the latency each proxy adds.
+- single, 1 connection: direct, shadowlab, nginx, for the latency each proxy adds;
+- streaming (benchmarks/streaming.py): time to first byte of a model that streams tokens,
+  through InvokeEndpointWithResponseStream and InvokeEndpoint, with and without a streaming
+  shadow (its own asyncio client: wrk cannot read event streams).
 A signed row (wrk replays one request signed with botocore just before the row runs) sits
 next to shadowlab's plain row in the saturated and single phases: what verifying SigV4 costs.
 shadowlab and nginx rows run side by side (a capture row next to its twin without capture),
@@ -31,6 +34,7 @@ from types import FrameType
 import loadgen
 import provenance
 import report
+import streaming
 from lab import (
     ALL_ROWS,
     DIRECT,
@@ -182,6 +186,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--single-duration", type=float, default=3.0, help="s per 1-conn row")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
+        "--stream-requests", type=int, default=200, help="per streaming row and round (0: skip)"
+    )
+    parser.add_argument(
         "--rev", help="benchmark src/ of this git revision instead of the working tree"
     )
     return parser.parse_args(argv)
@@ -212,8 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         print("starting model servers, shadowlab and nginx ...", flush=True)
         lab = start_lab(supervisor, Path(tmp), cores, env)
         measurements = run_rounds(lab, phases(args, Path(tmp)), args.rounds)
+        stream_section = ""
+        if args.stream_requests > 0:
+            stream_section = streaming.run_phase(
+                supervisor, cores, lab.shadowlab_port, args.rounds, args.stream_requests
+            )
     notes = provenance.machine_notes(cores, args, revision, PACE_MS, SERIAL_SHADOW_MS)
     text = render(measurements, notes)
+    if stream_section:
+        text += "\n" + stream_section + "\n"
     (RESULTS / "latest.md").write_text(text)
     print()
     print(text)

@@ -48,7 +48,10 @@ class Services:
 
 def build_services(store: Store, settings: Settings, clock: Clock) -> Services:
     tags = TagService(store)
-    endpoints = EndpointService(store, tags, clock, settings.max_instances)
+    # The instance quota protects this machine from too many worker processes; with
+    # `--hosting none` there are none, so it does not apply.
+    quota = settings.max_instances if settings.hosting == "process" else None
+    endpoints = EndpointService(store, tags, clock, quota)
     return Services(
         tags=tags,
         models=ModelService(store, tags, clock, UpstreamHosts.parse(settings.upstream_hosts)),

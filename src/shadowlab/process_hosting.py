@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 
 
 def _identity(variant: VariantDeployment) -> str:
-    """What forces new workers when it changes (weight, sampling and count do not)."""
+    """What forces new workers when it changes (weight, sampling, count and a serverless
+    variant's concurrency do not; its memory limit does)."""
     return json.dumps(
-        [variant.model_name.lower(), variant.instance_type, variant.container], sort_keys=True
+        [variant.model_name.lower(), variant.instance_type, variant.container, variant.memory_mb],
+        sort_keys=True,
     )
 
 
@@ -212,7 +214,7 @@ class ProcessHosting:
         )
         model_dir = base / "model"
         if UPSTREAM_URL_VARIABLE not in environment:
-            url = variant.container.get("ModelDataUrl")
+            url = model_data_url(variant.container)
             s3 = self.s3_client_factory() if self.s3_client_factory and url else None
             await asyncio.to_thread(
                 prepare_model_dir, url, model_dir, self.object_store_root, s3, self.artifact_limits
@@ -221,11 +223,14 @@ class ProcessHosting:
             model_dir.mkdir(parents=True, exist_ok=True)
         if self.worker_user is not None:
             await asyncio.to_thread(_hand_over, self.work_dir, model_dir, self.worker_user)
+        isolation = self.isolation
+        if variant.memory_mb:
+            isolation = replace(isolation, max_data_mb=variant.memory_mb)
         spec = WorkerSpec(
             model_dir=model_dir,
             environment=environment,
             log_path=base / "worker.log",
-            isolation=self.isolation,
+            isolation=isolation,
         )
         instances = VariantInstances(
             spec,
@@ -250,7 +255,9 @@ class ProcessHosting:
             if spec.role is Role.SHADOW:
                 shadows.append(ShadowRoute(spec.name, spec.sampling_percentage, addresses))
             else:
-                production.append(VariantRoute(spec.name, spec.weight, addresses))
+                production.append(
+                    VariantRoute(spec.name, spec.weight, addresses, spec.max_concurrency)
+                )
         route = EndpointRoute(tuple(production), tuple(shadows), endpoint.capture)
         self.routing.set(endpoint.name, route, endpoint.region)
 
@@ -264,6 +271,16 @@ class ProcessHosting:
             await variant.instances.stop()
         endpoint.variants = {}
         await asyncio.to_thread(shutil.rmtree, self.work_dir / key.replace("/", "_"), True)
+
+
+def model_data_url(container: dict[str, Any]) -> str | None:
+    """Where the container's model comes from: ModelDataUrl, or ModelDataSource's S3Uri (an
+    object or a prefix, both of which `prepare_model_dir` tells apart by looking)."""
+    url = container.get("ModelDataUrl")
+    if url:
+        return str(url)
+    source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+    return str(source["S3Uri"]) if source.get("S3Uri") else None
 
 
 def _hand_over(work_dir: Path, model_dir: Path, user: ResolvedUser) -> None:

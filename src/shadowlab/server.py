@@ -35,6 +35,7 @@ from shadowlab.hosting.artifacts import ArtifactLimits
 from shadowlab.hosting.isolation import WorkerIsolation
 from shadowlab.metrics import Exposition, MetricsAggregator, MetricsService, new_replica_id
 from shadowlab.process_hosting import ProcessHosting
+from shadowlab.s3api import S3Front, S3Handler
 from shadowlab.services.deployments import Hosting, ImmediateHosting
 from shadowlab.settings import Settings
 
@@ -62,6 +63,21 @@ def _capture_store(settings: Settings) -> ObjectStore:
     if factory is None:
         return LocalObjectStore(settings.object_store_root)
     return S3ObjectStore(factory())
+
+
+def _s3_front(settings: Settings, gate: SignatureGate | None) -> S3Front:
+    """The embedded S3 API over the object store's tree; off (answering 501) when objects live
+    in an external S3 service, so that nothing is written where nothing reads it."""
+    handler: S3Handler | None = None
+    if settings.s3_endpoint_url is None:
+        handler = S3Handler(settings.object_store_root, settings.account_id)
+        handler.prepare()
+    return S3Front(
+        handler,
+        gate,
+        body_limit=min(settings.s3_max_body_bytes, settings.max_buffered_body_bytes),
+        default_region=settings.default_region,
+    )
 
 
 async def run(settings: Settings, stop: asyncio.Event, verifier: SigV4Verifier | None) -> None:
@@ -99,6 +115,12 @@ async def run(settings: Settings, stop: asyncio.Event, verifier: SigV4Verifier |
     )
     await asyncio.to_thread(capture.start)
     aggregator = MetricsAggregator(new_replica_id())
+    gate = (
+        SignatureGate(verifier, allow_unsigned=settings.allow_unsigned)
+        if verifier is not None
+        else None
+    )
+    s3_front = await asyncio.to_thread(_s3_front, settings, gate)
     server = DataPlaneServer(
         routing,
         app.asgi_app,
@@ -115,11 +137,8 @@ async def run(settings: Settings, stop: asyncio.Event, verifier: SigV4Verifier |
             max_connections=settings.max_connections,
             max_buffered_body_bytes=settings.max_buffered_body_bytes,
         ),
-        signatures=(
-            SignatureGate(verifier, allow_unsigned=settings.allow_unsigned)
-            if verifier is not None
-            else None
-        ),
+        signatures=gate,
+        side_api=s3_front,
     )
     metrics = MetricsService(
         aggregator,
@@ -166,6 +185,7 @@ async def run(settings: Settings, stop: asyncio.Event, verifier: SigV4Verifier |
         log.info("shutting down")
         await asyncio.to_thread(app.stop)  # the reconciler first: nothing new gets deployed
         await server.stop()  # answer what is in flight
+        await asyncio.to_thread(s3_front.close)
         await metrics.stop()  # store every minute's metrics, the last second's included
         await asyncio.to_thread(capture.stop)  # then write every captured record out
         if process_hosting is not None:

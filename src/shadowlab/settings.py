@@ -48,6 +48,9 @@ class Settings:
     max_connections: int = 10_000
     # Request-body bytes buffered across all connections; a body beyond that gets a 503.
     max_buffered_body_bytes: int = 256 * 1024 * 1024
+    # One request body of the embedded S3 API (PutObject, UploadPart): S3 bodies are buffered
+    # like the others, so this is below the buffer budget; boto3 uploads 8 MiB parts.
+    s3_max_body_bytes: int = 64 * 1024 * 1024
     # AWS-style credentials file: every profile's key pair may sign requests (SigV4, verified).
     credentials_file: Path | None = None
     # Accept unsigned requests instead (development only; refused unless the bind is loopback).

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -68,6 +69,9 @@ class ModelReply:
     headers: dict[str, str] = field(default_factory=dict)
     close: bool = False  # hang up after answering
     raw: bytes | None = None  # written verbatim instead, then the connection is closed
+    # Sent as a chunked body, one chunk per piece, each flushed as it comes; a piece that is
+    # BREAK aborts the connection there (a model that dies mid-stream).
+    stream: AsyncIterator[bytes] | None = None
     # status 0 means: never answer, hold the connection open until the client leaves
 
 
@@ -121,6 +125,10 @@ class ModelServer:
                     writer.write(reply.raw)
                     await writer.drain()
                     return
+                if reply.stream is not None:
+                    if not await _send_stream(writer, reply):
+                        return
+                    continue
                 if reply.status == 0:  # hang: never answer, hold the connection
                     await reader.read()  # until the client goes away
                     return
@@ -137,6 +145,27 @@ class ModelServer:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+
+BREAK = b"<break>"
+
+
+async def _send_stream(writer: asyncio.StreamWriter, reply: ModelReply) -> bool:
+    """A chunked answer, piece by piece; False when it broke off (the connection is gone)."""
+    assert reply.stream is not None
+    head = [f"HTTP/1.1 {reply.status} X", "Transfer-Encoding: chunked"]
+    head += [f"{k}: {v}" for k, v in reply.headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    await writer.drain()
+    async for piece in reply.stream:
+        if piece == BREAK:
+            writer.transport.abort()
+            return False
+        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    return True
 
 
 async def _read_request(reader: asyncio.StreamReader) -> ModelRequest | None:
@@ -218,6 +247,49 @@ def one_per_connection() -> Behaviour:
         return await echo(server, req)
 
     return behaviour
+
+
+def streaming(
+    pieces: Sequence[bytes],
+    gap_s: float = 0.0,
+    *,
+    content_type: str = "text/plain",
+    after_first: Callable[[], Awaitable[None]] | None = None,
+    sent: list[float] | None = None,
+) -> Behaviour:
+    """A model that streams `pieces`, `gap_s` apart; `after_first` is awaited after the first
+    piece went out (a test holds the rest back until its client has seen that piece); the
+    monotonic time each piece was written is appended to `sent`."""
+
+    async def behaviour(server: ModelServer, req: ModelRequest) -> ModelReply | None:
+        async def produce() -> AsyncIterator[bytes]:
+            for index, piece in enumerate(pieces):
+                if index and gap_s:
+                    await asyncio.sleep(gap_s)
+                if sent is not None:
+                    sent.append(time.monotonic())
+                yield piece
+                if index == 0 and after_first is not None:
+                    await after_first()
+
+        headers = {"Content-Type": content_type, "X-Model": server.name}
+        if "x-amzn-sagemaker-custom-attributes" in req.headers:
+            attrs = req.headers["x-amzn-sagemaker-custom-attributes"]
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = f"seen:{attrs}"
+        return ModelReply(200, headers=headers, stream=produce())
+
+    return behaviour
+
+
+def wait_for_event(event: threading.Event, timeout_s: float) -> Callable[[], Awaitable[None]]:
+    """An `after_first` that waits (without blocking the farm's loop) until `event` is set."""
+
+    async def wait() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not event.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    return wait
 
 
 class ModelFarm:

@@ -241,6 +241,9 @@ class _Transport:
 class _Dispatcher:
     invocation_body_limit = other_body_limit = MiB
 
+    def other_limit(self, req: object) -> int:
+        return self.other_body_limit
+
     def __init__(self) -> None:
         self.loop = self
         self.seen: list[Request] = []

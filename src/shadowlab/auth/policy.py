@@ -32,7 +32,9 @@ def verifier_for(settings: Settings) -> SigV4Verifier | None:
     Raises CredentialsError with a one-line reason when the settings allow no safe start."""
     if settings.credentials_file is not None:
         secrets = load_credentials_file(settings.credentials_file)
-        return SigV4Verifier(secrets, regions=known_regions(), max_skew_s=settings.auth_max_skew)
+        # S3 requests (the embedded S3 API) sign as "s3", in the regions botocore knows for S3.
+        services = {"sagemaker": known_regions(), "s3": known_regions("s3")}
+        return SigV4Verifier(secrets, services=services, max_skew_s=settings.auth_max_skew)
     if settings.allow_unsigned:
         if not is_loopback(settings.host):
             raise CredentialsError(

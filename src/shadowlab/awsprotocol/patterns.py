@@ -90,3 +90,25 @@ def compiled(pattern: str) -> regex.Pattern[str]:
 def matches(pattern: str, value: str) -> bool:
     """Whether the whole of `value` satisfies the model's pattern (Java `matches()` semantics)."""
     return compiled(pattern).fullmatch(value) is not None
+
+
+# Where shadowlab accepts more than AWS on purpose (docs/compatibility.md lists each): a model's
+# pattern widened by an alternative. Keyed by the shape's name *and* botocore's own pattern, so a
+# botocore update that changes the pattern drops the extension instead of widening something new.
+#
+# `file:///abs/path` for model artifacts (ContainerDefinition.ModelDataUrl and
+# S3ModelDataSource.S3Uri): a model directory or model.tar.gz on this machine, as the README
+# documents. Absolute paths only: the server's working directory is no business of a caller's,
+# so `file://relative` or `file:relative` stay refused, in AWS's words.
+_MODEL_URL = "(https|s3)://([^/]+)/?(.*)"
+_FILE_URL = "file:///.*"
+EXTENSIONS: dict[tuple[str, str], str] = {
+    ("Url", _MODEL_URL): f"{_MODEL_URL}|{_FILE_URL}",
+    ("S3ModelUri", _MODEL_URL): f"{_MODEL_URL}|{_FILE_URL}",
+}
+
+
+def effective(shape_name: str, pattern: str) -> str:
+    """The pattern shadowlab validates `shape_name` with: botocore's, or its documented
+    extension."""
+    return EXTENSIONS.get((shape_name, pattern), pattern)

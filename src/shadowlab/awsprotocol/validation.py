@@ -5,8 +5,13 @@ Two kinds of failure, as on AWS: a value of the wrong JSON type cannot even be d
 model's constraints are all collected into one ValidationException. Members are visited in the
 model's declaration order; within one value the bounds come first, then pattern, then enum.
 
-Every rule is read from the shape's metadata (`required`, `min`, `max`, `pattern`, `enum`), so
-nothing here knows about SageMaker in particular.
+Every rule is read from the shape's metadata (`required`, `min`, `max`, `pattern`, `enum`,
+`union`), so nothing here knows about SageMaker in particular; the few patterns shadowlab widens
+on purpose are listed in `patterns.EXTENSIONS`.
+
+A union (a structure with exactly one member set) that has none or several set cannot be
+deserialised: SerializationException, as Smithy's protocol tests require of AWS services
+(`MalformedUnionMultipleFieldsSet`, `...NoFieldsSet`, `...KnownAndUnknownFieldsSet`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import botocore.model
 
 from shadowlab.awsprotocol import coral, patterns, wirevalues
-from shadowlab.errors import SerializationException, ValidationException
+from shadowlab.errors import SerializationException, ValidationException, excerpt
 
 _SIZED = frozenset({"string", "blob", "list", "map"})
 _MISMATCH = object()  # `_convert`'s answer for a value that cannot become the shape's type
@@ -65,6 +70,10 @@ class _Findings:
 
     def mismatch(self, shape: botocore.model.Shape, value: Any, path: str) -> None:
         self._add(True, lambda: coral.mismatch(shape, value, path))
+
+    def malformed(self, text: str) -> None:
+        """A value that cannot be deserialised for a reason other than its JSON type."""
+        self._add(True, lambda: text)
 
     def absorb(self, other: _Findings) -> None:
         """Append what `other` found (a map's values, reported after the map itself)."""
@@ -132,6 +141,7 @@ def checks(shape: botocore.model.Shape) -> tuple[Check, ...]:
     if kind == "string":
         pattern = metadata.get("pattern")
         if pattern is not None:
+            pattern = patterns.effective(shape.name, pattern)
             found.append(
                 (f"Member must satisfy regular expression pattern: {pattern}", _matching(pattern))
             )
@@ -202,6 +212,12 @@ def _walk_structure(
     if shape.is_document_type:
         return  # free-form JSON: nothing to check
     members = shape.members
+    if shape.metadata.get("union"):
+        # Undeclared keys count too: a known member beside an unknown one is still two.
+        chosen = [key for key, item in value.items() if item is not None]
+        if len(chosen) != 1:
+            out.malformed(_union_problem(shape, chosen, path))
+            return
     required = set(shape.required_members)
     for name, member in members.items():
         member_path = coral.member_path(path, name)
@@ -215,6 +231,14 @@ def _walk_structure(
         for key in value:
             if key not in members:
                 out.items.append((True, coral.undeclared(key, shape, path)))
+
+
+def _union_problem(shape: botocore.model.StructureShape, chosen: list[str], path: str) -> str:
+    where = f" at '{path}'" if path else ""
+    named = f": {', '.join(excerpt(key, 64) for key in chosen[:10])}" if chosen else ""
+    return (
+        f"Union {shape.name}{where} must have exactly one member set; {len(chosen)} are set{named}"
+    )
 
 
 def _walk_map(

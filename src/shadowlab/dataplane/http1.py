@@ -34,6 +34,7 @@ from shadowlab.dataplane.request import (
     SPECIAL_HEADERS,
     Request,
     head_size,
+    stream_endpoint_of,
 )
 from shadowlab.dataplane.wire import CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE
 
@@ -46,6 +47,9 @@ _INVOKE_PREFIX = b"/endpoints/"
 _INVOKE_SUFFIX = b"/invocations"
 _INVOKE_MIN = len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)
 _INVOKE_NAME_START, _INVOKE_NAME_END = len(_INVOKE_PREFIX), -len(_INVOKE_SUFFIX)
+_STREAM_SUFFIX = b"/invocations-response-stream"  # InvokeEndpointWithResponseStream
+_STREAM_MIN = len(_INVOKE_PREFIX) + len(_STREAM_SUFFIX)
+_STREAM_NAME_END = -len(_STREAM_SUFFIX)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -60,6 +64,10 @@ class Dispatcher(Protocol):
     invoke: Callable[[FrontConnection, Request], None]
 
     def other(self, conn: FrontConnection, req: Request) -> None: ...
+
+    def other_limit(self, req: Request) -> int:
+        """The body limit of a request that is not an invocation (S3 uploads get more)."""
+        ...
 
 
 class _HeadTooLarge(Exception):
@@ -223,10 +231,16 @@ class FrontConnection(asyncio.Protocol):
                 name = path[_INVOKE_NAME_START:_INVOKE_NAME_END]
                 if b"/" not in name:
                     req.endpoint = name
+            elif path.endswith(_STREAM_SUFFIX) and len(path) > _STREAM_MIN:
+                # Checked only once the plain suffix failed: InvokeEndpoint pays nothing for it.
+                # The request goes to `other`, which hands it to the streaming invoker.
+                name = path[_INVOKE_NAME_START:_STREAM_NAME_END]
+                if b"/" not in name:
+                    req.stream_endpoint = name
         req.limit = limit = (
             dispatcher.invocation_body_limit
-            if req.endpoint is not None
-            else dispatcher.other_body_limit
+            if req.endpoint is not None or stream_endpoint_of(req) is not None
+            else dispatcher.other_limit(req)
         )
         length = req.content_length
         if length > limit:

@@ -107,6 +107,8 @@ class Invoker:
         self.timeout_s = timeout_s
         self.observer = observer
         self.stats: dict[tuple[str, str, str], VariantStats] = {}  # (region, endpoint, variant)
+        # Requests in flight at each serverless variant (only those count: see _admit).
+        self.in_flight: dict[VariantStats, int] = {}
         self._routing_version = -1
         self._request_ids = wire.RequestIds()
 
@@ -163,6 +165,13 @@ class Invoker:
             self._fail(conn, req, request_id, ServiceUnavailable(message))
             return
 
+        on_done = self._answered
+        if variant.max_concurrency:
+            if not self._admit(stats, variant.max_concurrency):
+                self._fail(conn, req, request_id, _throttled(stats, variant.max_concurrency))
+                return
+            on_done = self._answered_limited
+
         body = req.body
         content_type = req.content_type
         accept = req.accept
@@ -197,7 +206,7 @@ class Invoker:
         call = _Call(
             header_block,
             body,
-            self._answered,
+            on_done,
             conn,
             req,
             name,
@@ -211,6 +220,22 @@ class Invoker:
         # Copies go after the production request is on its way, and never hold it up.
         if route.shadows:
             self.mirror.copy(region, name, route.shadows, header_block, body, event)
+
+    def _admit(self, stats: VariantStats, limit: int) -> bool:
+        """Count a request in at a serverless variant unless `limit` are in flight there (the
+        count lives here, by variant, so a route update does not reset it)."""
+        in_flight = self.in_flight.get(stats, 0)
+        if in_flight >= limit:
+            stats.invocation_4xx += 1
+            return False
+        self.in_flight[stats] = in_flight + 1
+        return True
+
+    def _answered_limited(self, exchange: Exchange) -> None:
+        """`_answered` for a request `_admit` counted in: it is out of flight now."""
+        stats = cast(_Call, exchange).stats
+        self.in_flight[stats] -= 1
+        self._answered(exchange)
 
     def _answered(self, exchange: Exchange) -> None:
         answered = time.perf_counter()
@@ -326,6 +351,16 @@ def _model_error(status: int, text: str, where: str) -> ModelError:
         f"See the model server log of {where} for more information.",
         OriginalStatusCode=status,
         OriginalMessage=text[:_ORIGINAL_LIMIT],
+    )
+
+
+def _throttled(stats: VariantStats, limit: int) -> ServiceError:
+    """What SageMaker answers a serverless endpoint's invocation beyond its MaxConcurrency:
+    ThrottlingException, HTTP 400 (botocore retries it with backoff, as for SageMaker)."""
+    return ServiceError(
+        f"Rate exceeded: variant {stats.variant} of endpoint {stats.endpoint} is serverless "
+        f"with MaxConcurrency {limit}, and {limit} invocations are in flight. Retry with backoff.",
+        code="ThrottlingException",
     )
 
 

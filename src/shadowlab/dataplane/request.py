@@ -31,6 +31,7 @@ class Request:
         "reserved",
         "response",
         "size",
+        "stream_endpoint",
         "target_variant",
         "too_large",
         "url",
@@ -63,6 +64,11 @@ class Request:
         self.response: bytes | list[bytes] | None = None
         self.close_after = False
         self.on_disconnect: Callable[[], None] | None = None
+        # `stream_endpoint` (POST /endpoints/{name}/invocations-response-stream) is left unset
+        # here on purpose: assigning it would cost every InvokeEndpoint a store. It is set only
+        # for streaming requests and read with `stream_endpoint_of`, off the hot path.
+
+    stream_endpoint: bytes
 
     @property
     def body(self) -> bytes:
@@ -70,6 +76,11 @@ class Request:
         if len(chunks) == 1:
             return chunks[0]
         return b"".join(chunks)
+
+
+def stream_endpoint_of(req: Request) -> bytes | None:
+    """The endpoint name of an InvokeEndpointWithResponseStream request, else None."""
+    return getattr(req, "stream_endpoint", None)
 
 
 def head_size(req: Request) -> int:

@@ -26,6 +26,9 @@ class VariantRoute:
     name: str
     weight: float
     instances: tuple[Address, ...]  # live instances; empty when none is healthy
+    # A serverless variant's MaxConcurrency: requests in flight beyond it are throttled.
+    # 0 (every instance-based variant): no cap, and the hot path pays one falsy test.
+    max_concurrency: int = 0
 
 
 @dataclass(frozen=True)

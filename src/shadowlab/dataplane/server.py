@@ -2,7 +2,8 @@
 
 `POST /endpoints/{name}/invocations` is handled by `Invoker` in callback style over pooled
 upstream connections; every other request goes in-process to the ASGI app (the control plane,
-/healthz, metrics), which is not hot and may cost a Task per request.
+/healthz, metrics), which is not hot and may cost a Task per request, unless a side API claims
+it first (the embedded S3 API claims requests signed for "s3", see `shadowlab.s3api.front`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.asgi import ASGIApp, HttpCall, Lifespan, http_scope
@@ -20,14 +22,26 @@ from shadowlab.dataplane.limits import ConnectionLimits, Guard, sweep
 from shadowlab.dataplane.mirror import Mirror, MirrorSettings
 from shadowlab.dataplane.observer import InvocationObserver
 from shadowlab.dataplane.pool import PoolLimits, UpstreamClient
-from shadowlab.dataplane.request import Request
+from shadowlab.dataplane.request import Request, stream_endpoint_of
 from shadowlab.dataplane.routing import DEFAULT_REGION, Address, RoutingTable
 from shadowlab.dataplane.signatures import SignatureGate
 from shadowlab.dataplane.stats import MetricsSink
+from shadowlab.dataplane.streaming import StreamInvoker
 
 log = logging.getLogger(__name__)
 
 _DRAIN_INTERVAL_S = 1.0  # latencies are handed to the metrics (or dropped) this often
+
+
+class SideAPI(Protocol):
+    """Another API on this port that claims its own requests (the embedded S3 API, see
+    `shadowlab.s3api.front`): with its own body limit, answering them itself."""
+
+    body_limit: int
+
+    def claims(self, req: Request) -> bool: ...
+
+    def handle(self, conn: FrontConnection, req: Request) -> None: ...
 
 
 class DataPlaneServer:
@@ -51,6 +65,7 @@ class DataPlaneServer:
         max_other_body_bytes: int = 16 * 1024 * 1024,
         shutdown_grace_s: float = 5.0,
         signatures: SignatureGate | None = None,
+        side_api: SideAPI | None = None,
     ) -> None:
         self.routing = routing
         self.invocation_body_limit = MAX_BODY
@@ -68,7 +83,9 @@ class DataPlaneServer:
             timeout_s=invoke_timeout_s,
             observer=observer,
         )
+        self._streamer = StreamInvoker(self._invoker)
         self._signatures = signatures
+        self._side_api = side_api
         # Without a gate (unsigned access on loopback) invocations cost no extra call.
         self.invoke: Callable[[FrontConnection, Request], None] = (
             self._invoker.invoke if signatures is None else self._invoke_signed
@@ -209,13 +226,28 @@ class DataPlaneServer:
         else:
             conn.respond(req, refusal)
 
+    def other_limit(self, req: Request) -> int:
+        """The body limit of a request that is not an invocation (read once its head is in)."""
+        side = self._side_api
+        if side is not None and side.claims(req):
+            return side.body_limit
+        return self.other_body_limit
+
     def other(self, conn: FrontConnection, req: Request) -> None:
+        side = self._side_api
+        if side is not None and side.claims(req):
+            side.handle(conn, req)  # it checks signatures itself, and answers in its words
+            return
         connection = req.connection_header
         if self._signatures is not None and not req.too_large:
             refusal = self._signatures.refusal(req)
             if refusal is not None:
                 conn.respond(req, refusal)
                 return
+        stream_endpoint = stream_endpoint_of(req)
+        if stream_endpoint is not None:  # InvokeEndpointWithResponseStream
+            self._streamer.invoke(conn, req, stream_endpoint)
+            return
         if self._app is None:
             conn.respond(req, wire.text_response(404, "Not Found", connection))
             return

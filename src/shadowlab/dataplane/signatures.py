@@ -26,11 +26,22 @@ class SignatureGate:
         self._verifier = verifier
         self._allow_unsigned = allow_unsigned
 
+    @property
+    def allow_unsigned(self) -> bool:
+        return self._allow_unsigned
+
     def refusal(self, req: Request) -> bytes | None:
         """None when `req` may be handled, else the complete error response to send."""
-        if req.authorization is None and self._allow_unsigned:
-            return None
         if req.method in (b"GET", b"HEAD") and req.url.split(b"?", 1)[0] in UNSIGNED_PATHS:
+            return None
+        failure = self.failure(req)
+        return None if failure is None else _refusal(failure, req.connection_header)
+
+    def failure(self, req: Request, body: bytes | None = None) -> AuthFailure | None:
+        """Why `req` may not be handled, or None; for callers that answer in their own words
+        (the S3 API), and may pass the body decoded already. Costs a SHA-256 of the body when
+        one is signed: callers with large bodies run this off the event loop."""
+        if req.authorization is None and self._allow_unsigned:
             return None
         try:
             # Header bytes are decoded as http.client encodes them when botocore sends them.
@@ -38,11 +49,23 @@ class SignatureGate:
                 req.method.decode("latin-1"),
                 req.url.decode("latin-1"),
                 [(name.decode("latin-1"), value.decode("latin-1")) for name, value in req.headers],
-                req.body,
+                req.body if body is None else body,
             )
         except AuthFailure as failure:
-            return _refusal(failure, req.connection_header)
+            return failure
         return None
+
+
+def scope_service(authorization: bytes) -> bytes | None:
+    """The signing service named by a SigV4 Authorization header's credential scope
+    (`Credential=AKID/20261202/us-east-1/s3/aws4_request` -> b"s3"), or None if it names none.
+    Read without verifying anything: it only decides which API answers (and in whose words)."""
+    start = authorization.find(b"Credential=")
+    if start < 0:
+        return None
+    credential = authorization[start + 11 :].split(b",", 1)[0]
+    parts = credential.strip().split(b"/")
+    return parts[3] if len(parts) == 5 else None
 
 
 def _refusal(failure: AuthFailure, connection: bytes) -> bytes:

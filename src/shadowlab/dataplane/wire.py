@@ -25,6 +25,10 @@ RUNTIME_ERROR_STATUS: dict[str, int] = {
     "InternalDependencyException": 530,
 }
 
+# AWS's common errors that sagemaker-runtime's model does not declare, by HTTP status:
+# a serverless endpoint throttles invocations beyond its MaxConcurrency with this one.
+COMMON_ERROR_STATUS: dict[str, int] = {"ThrottlingException": 400}
+
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode("latin-1") for s in http.HTTPStatus}
 
@@ -85,7 +89,7 @@ def invocation_ok(
 
 def aws_error(error: ServiceError, request_id: bytes, connection: bytes) -> bytes:
     """A sagemaker-runtime error in rest-json form, as botocore expects to parse it."""
-    status = RUNTIME_ERROR_STATUS.get(error.code, 500)
+    status = RUNTIME_ERROR_STATUS.get(error.code) or COMMON_ERROR_STATUS.get(error.code, 500)
     payload = {"message": error.message, **error.fields}
     body = json.dumps(payload, ensure_ascii=True).encode("ascii")
     return b"".join(

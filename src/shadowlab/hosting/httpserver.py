@@ -18,7 +18,9 @@ from typing import cast
 
 import httptools
 
-__all__ = ["HttpConnection", "Request", "Responder", "render"]
+from shadowlab.hosting.streaming import StreamedResponse
+
+__all__ = ["Answer", "HttpConnection", "Request", "Responder", "render", "render_stream_head"]
 
 log = logging.getLogger("shadowlab.hosting.http")
 
@@ -50,9 +52,12 @@ class Request:
         return None
 
 
-# A responder answers a complete request with the full response bytes, or with a future of
-# them when the work runs elsewhere; the connection keeps the order either way.
-Responder = Callable[[Request], "bytes | asyncio.Future[bytes]"]
+# A responder answers a complete request with the full response bytes, or a response streamed
+# over time, or a future of either when the work runs elsewhere; the connection keeps the order
+# whichever it is.
+Answer = bytes | StreamedResponse
+Responder = Callable[[Request], "Answer | asyncio.Future[Answer]"]
+_Slot = list[bytes | StreamedResponse | bool | Request | None]
 
 
 def render(
@@ -79,6 +84,28 @@ def render(
     return head + extra_headers + b"\r\n" + body
 
 
+def render_stream_head(
+    status: int,
+    content_type: bytes | None,
+    extra_headers: bytes = b"",
+    *,
+    keep_alive: bool = True,
+    http10: bool = False,
+) -> bytes:
+    """The head of a streamed response: chunked for HTTP/1.1; for HTTP/1.0, which has no
+    chunks, no framing at all and the connection closes at the end."""
+    head = b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b"Unknown"))
+    if content_type is not None:
+        head += b"Content-Type: " + content_type + b"\r\n"
+    if http10:
+        head += b"Connection: close\r\n"
+    else:
+        head += b"Transfer-Encoding: chunked\r\n"
+        if not keep_alive:
+            head += b"Connection: close\r\n"
+    return head + extra_headers + b"\r\n"
+
+
 def render_error(
     status: int, message: str, *, keep_alive: bool, http10: bool = False, extra: bytes = b""
 ) -> bytes:
@@ -100,8 +127,9 @@ class HttpConnection(asyncio.Protocol):
         self._request = Request()
         self._body: list[bytes] = []
         self._body_size = 0
-        # Each slot is [response bytes or None while its work runs, close after it, request].
-        self._slots: deque[list[bytes | bool | Request | None]] = deque()
+        # Each slot is [response (bytes, or a StreamedResponse) or None while its work runs,
+        # close after it, request].
+        self._slots: deque[_Slot] = deque()
         self._closing = False  # no further requests are read or answered
         self._in_request = False
         self._write_paused = False
@@ -205,11 +233,14 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(response, bytes):
             self._answer(response, close=not request.keep_alive)
             return
-        slot: list[bytes | bool | Request | None] = [None, not request.keep_alive, request]
+        slot: _Slot = [None, not request.keep_alive, request]
         self._slots.append(slot)
         if not request.keep_alive:
             self._closing = True
-        response.add_done_callback(lambda future: self._finish(slot, future))
+        if isinstance(response, StreamedResponse):
+            self._stream_into(slot, response)
+        else:
+            response.add_done_callback(lambda future: self._finish(slot, future))
         self._update_reading()
 
     # -- responses in order ---------------------------------------------------------------------
@@ -223,9 +254,14 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._slots.append([response, close, None])
 
-    def _finish(
-        self, slot: list[bytes | bool | Request | None], future: asyncio.Future[bytes]
-    ) -> None:
+    def _stream_into(self, slot: _Slot, response: StreamedResponse) -> None:
+        if not response.chunked:
+            slot[1] = True  # an HTTP/1.0 body without framing ends when the connection does
+        slot[0] = response
+        response.on_data = self._flush
+        self._flush()
+
+    def _finish(self, slot: _Slot, future: asyncio.Future[Answer]) -> None:
         if future.cancelled():
             slot[0] = render_error(503, "shutting down", keep_alive=False)
             slot[1] = True
@@ -234,17 +270,35 @@ class HttpConnection(asyncio.Protocol):
             slot[0] = render_error(500, "internal error", keep_alive=False)
             slot[1] = True
         else:
-            slot[0] = future.result()
+            result = future.result()
+            if isinstance(result, StreamedResponse):
+                self._stream_into(slot, result)
+                return
+            slot[0] = result
         self._flush()
 
     def _flush(self) -> None:
         transport = self._transport
         while self._slots and self._slots[0][0] is not None:
-            response, close, _ = self._slots.popleft()
+            response, close, _ = self._slots[0]
             if transport is None:
                 return
-            assert isinstance(response, bytes)
-            transport.write(response)
+            if isinstance(response, StreamedResponse):
+                # At the front: what it has so far goes out now, the rest when it comes.
+                data = response.take()
+                if data:
+                    transport.write(data)
+                if not response.ended:
+                    break
+                if response.broken:  # no last chunk: the client must see the body break off
+                    self._closing = True
+                    self._slots.clear()
+                    transport.close()  # after what is buffered, unlike abort()
+                    return
+            else:
+                assert isinstance(response, bytes)
+                transport.write(response)
+            self._slots.popleft()
             if close:
                 self._slots.clear()
                 transport.close()

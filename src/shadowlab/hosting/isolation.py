@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from shadowlab.domain.environment import is_refused
 
 __all__ = [
+    "MAX_DATA_VARIABLE",
     "ORPHANED_EXIT",
     "ResolvedUser",
     "WorkerIsolation",
@@ -56,6 +57,10 @@ _PASSED = frozenset(
     }
 )
 _PASSED_PREFIXES = ("LC_",)
+# A worker's memory limit (MiB, RLIMIT_DATA) travels in its environment rather than on its
+# command line (worker.py's interface stays as it is): set by hosting only, read and removed by
+# the worker first thing.
+MAX_DATA_VARIABLE = "SHADOWLAB_WORKER_MAX_DATA_MB"
 # The worker exits with this when its parent was gone before it could ask to die with it.
 ORPHANED_EXIT = 5
 _PR_SET_PDEATHSIG = 1
@@ -75,6 +80,12 @@ class WorkerIsolation:
     user: str | None = None
     max_open_files: int = 4096
     max_address_space_mb: int = 0
+    # A serverless variant's MemorySizeInMB, as RLIMIT_DATA (0: none). RLIMIT_DATA counts what a
+    # process actually allocates (heap and private writable mappings), not the virtual ranges
+    # numpy and BLAS reserve or the shared libraries they map, so a scikit-learn model loads
+    # under 1024 MiB while an allocation beyond the limit fails with MemoryError. (No cgroup:
+    # the server may not own one, and a limit per process is what MemorySizeInMB promises.)
+    max_data_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,13 +180,32 @@ def die_with_parent(expected_parent: int | None) -> None:
         os._exit(ORPHANED_EXIT)
 
 
-def apply_limits(max_open_files: int, max_address_space_mb: int) -> None:
+def apply_limits(
+    max_open_files: int, max_address_space_mb: int, max_data_mb: int | None = None
+) -> None:
     """Lower this process's soft and hard limits (0 leaves one as it is). Hard limits: model
-    code running later cannot raise them. A limit above the current hard one stays at that."""
+    code running later cannot raise them. A limit above the current hard one stays at that.
+
+    `max_data_mb` None: read from MAX_DATA_VARIABLE, which hosting sets in a worker's
+    environment when it wants a limit (a container's own value never arrives), and which is
+    taken out of the environment here, before any model code could see it."""
+    if max_data_mb is None:
+        max_data_mb = _data_limit_from_environment()
     if max_open_files > 0:
         _lower(resource.RLIMIT_NOFILE, max_open_files)
     if max_address_space_mb > 0:
         _lower(resource.RLIMIT_AS, max_address_space_mb * 1024 * 1024)
+    if max_data_mb > 0:
+        _lower(resource.RLIMIT_DATA, max_data_mb * 1024 * 1024)
+
+
+def _data_limit_from_environment() -> int:
+    raw = os.environ.pop(MAX_DATA_VARIABLE, "").strip()
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit()):
+        raise SystemExit(f"{MAX_DATA_VARIABLE}={raw!r} is not a number of MiB")
+    return int(raw)
 
 
 def _lower(which: int, value: int) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import shadowlab
 from shadowlab.hosting.isolation import (
+    MAX_DATA_VARIABLE,
     ResolvedUser,
     WorkerIsolation,
     resolve_user,
@@ -214,6 +215,8 @@ class WorkerProcess:
 
     def _environment(self, user: ResolvedUser | None) -> dict[str, str]:
         hosting = {"PYTHONUNBUFFERED": "1"}  # logs reach the file as they happen
+        if self.spec.isolation.max_data_mb > 0:
+            hosting[MAX_DATA_VARIABLE] = str(self.spec.isolation.max_data_mb)
         if _EXTRA_PATH is not None:
             hosting["PYTHONPATH"] = _EXTRA_PATH
         # Pinned so that a HOME from the container cannot move the user site-packages (whose
@@ -221,7 +224,9 @@ class WorkerProcess:
         hosting["PYTHONUSERBASE"] = (
             site.getuserbase() if user is None else os.path.join(user.home, ".local")
         )
-        return worker_environment(self.spec.environment, hosting, user)
+        # The memory limit is hosting's to set: a container's own value is dropped.
+        container = {k: v for k, v in self.spec.environment.items() if k != MAX_DATA_VARIABLE}
+        return worker_environment(container, hosting, user)
 
 
 async def _read_line(fd: int) -> bytes:

@@ -4,9 +4,12 @@ Model code written for SageMaker's framework containers (scikit-learn, PyTorch, 
 `code/inference.py` of the model archive (or the file `SAGEMAKER_PROGRAM` names) and may define
 `model_fn(model_dir)`, `input_fn(input_data, content_type)`, `predict_fn(input_data, model)`,
 `output_fn(prediction, accept)`, or instead of the last three `transform_fn(model, data,
-content_type, accept)`. Each may take one extra trailing `context` argument, as the toolkit allows;
-it gets a `RequestContext`. Missing functions fall back to defaults: a single joblib/pickle file
-as the model, `codecs.decode`/`codecs.encode` for the wire, `model.predict` for the prediction.
+content_type, accept)`. Each may take one extra trailing `context` argument, as the toolkit
+allows; it gets a `RequestContext`. `predict_fn`, `output_fn` or `transform_fn` may return a
+generator (or an async generator) of bytes/str instead of the whole answer: the worker then
+streams it, piece by piece (see `streaming`). Missing functions fall back to defaults: a single
+joblib/pickle file as the model, `codecs.decode`/`codecs.encode` for the wire, `model.predict`
+for the prediction.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from shadowlab.hosting.codecs import JSON, UTF8_TYPES, InvocationError, base_type, decode, encode
+from shadowlab.hosting.streaming import StreamedOutput, is_stream
 
 __all__ = [
     "CUSTOM_ATTRIBUTES",
@@ -29,6 +33,7 @@ __all__ = [
     "ModelLoadError",
     "ModelRuntime",
     "RequestContext",
+    "StreamedOutput",
 ]
 
 log = logging.getLogger("shadowlab.hosting.runtime")
@@ -131,8 +136,9 @@ class ModelRuntime:
         content_type: str | None,
         accept: str | None,
         context: RequestContext | None = None,
-    ) -> tuple[bytes, str]:
-        """Run one request through the handlers; failures raise InvocationError."""
+    ) -> tuple[bytes | StreamedOutput, str]:
+        """Run one request through the handlers; failures raise InvocationError. A handler
+        that returns an iterator or async iterator of bytes/str gets a `StreamedOutput`."""
         # SageMaker lets InvokeEndpoint omit both; JSON is the toolkit's default either way.
         content_type = content_type or JSON
         if not accept or accept == "*/*":
@@ -151,13 +157,21 @@ class ModelRuntime:
             else:
                 features = self._call(self._input, context, data, content_type)
                 prediction = self._call(self._predict, context, features, self.model)
-                result = self._call(self._output, context, prediction, accept)
+                if self._output[0] is encode and is_stream(prediction):
+                    # A predict_fn that yields tokens: the default encoder cannot take a
+                    # generator, and the pieces are meant to go out as they come.
+                    result = prediction
+                else:
+                    result = self._call(self._output, context, prediction, accept)
         except InvocationError:
             raise
         except Exception as exc:
             raise _as_invocation_error(exc) from exc
         # Handlers may return (body, content_type); otherwise the body is of the accepted type.
         payload, response_type = result if isinstance(result, tuple) else (result, accept)
+        if is_stream(payload):
+            # A generator (or async generator): the worker sends it chunk by chunk.
+            return StreamedOutput(payload, _to_bytes), str(response_type)
         return _to_bytes(payload), str(response_type)
 
     def _call(self, bound: _Bound, context: RequestContext | None, *args: Any) -> Any:

@@ -35,12 +35,21 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import uvloop
 
-from shadowlab.hosting.httpserver import HttpConnection, Request, render, render_error
+from shadowlab.hosting.httpserver import (
+    Answer,
+    HttpConnection,
+    Request,
+    render,
+    render_error,
+    render_stream_head,
+)
 from shadowlab.hosting.isolation import apply_limits, die_with_parent, run_as
 from shadowlab.hosting.runtime import (
     CUSTOM_ATTRIBUTES,
@@ -49,6 +58,7 @@ from shadowlab.hosting.runtime import (
     ModelRuntime,
     RequestContext,
 )
+from shadowlab.hosting.streaming import StreamedOutput, StreamedResponse
 
 __all__ = ["MAX_BODY_BYTES", "ModelServer", "main"]
 
@@ -108,7 +118,7 @@ class ModelServer:
         self.mean_seconds = 0.0
         self.counters = WorkerCounters()
 
-    def __call__(self, request: Request) -> bytes | asyncio.Future[bytes]:
+    def __call__(self, request: Request) -> Answer | asyncio.Future[Answer]:
         path, method = request.path, request.method
         if path == b"/invocations":
             if method != b"POST":
@@ -120,12 +130,20 @@ class ModelServer:
                     self.counters.rejected += 1
                     message = f"the model server's queue is full ({self.max_queue} requests)"
                     return self._error(request, 503, message, _SHED_QUEUE_FULL)
-                # Queue behind the thread's work so predictions never overlap.
+                # Queue behind the thread's work so predictions never overlap. The answer is
+                # its own future: a streamed one is handed over while the thread still runs
+                # the model's generator (which is the prediction, so it holds the thread).
                 self.in_thread += 1
-                future = self.loop.run_in_executor(self.executor, self._invoke, request, deadline)
-                future.add_done_callback(self._thread_done)
-                return future
-            return self._invoke(request, deadline)
+                answer: asyncio.Future[Answer] = self.loop.create_future()
+                work = self.loop.run_in_executor(
+                    self.executor, self._in_thread, request, deadline, answer
+                )
+                work.add_done_callback(lambda done: self._thread_done(done, answer))
+                return answer
+            result = self._invoke(request, deadline)
+            if isinstance(result, StreamedResponse):
+                self._pump_from_loop(result)
+            return result
         if path == b"/ping":
             if method not in (b"GET", b"HEAD"):
                 return self._error(request, 405, "use GET /ping")
@@ -144,10 +162,42 @@ class ModelServer:
             request, 404, "only /ping, /invocations and GET /shadowlab/worker are served"
         )
 
-    def _thread_done(self, _future: asyncio.Future[bytes]) -> None:
-        self.in_thread -= 1
+    def _in_thread(
+        self, request: Request, deadline: float | None, answer: asyncio.Future[Answer]
+    ) -> None:
+        result = self._invoke(request, deadline)
+        self.loop.call_soon_threadsafe(_settle, answer, result)
+        if isinstance(result, StreamedResponse):
+            if isinstance(result.output.items, AsyncIterator):
+                self.loop.call_soon_threadsafe(result.start_async)
+            else:
+                result.pump_in_thread(self.loop)
 
-    def _invoke(self, request: Request, deadline: float | None) -> bytes:
+    def _thread_done(self, work: asyncio.Future[None], answer: asyncio.Future[Answer]) -> None:
+        self.in_thread -= 1
+        if answer.done():
+            return
+        if work.cancelled():
+            answer.cancel()
+        elif work.exception() is not None:
+            answer.set_exception(cast(BaseException, work.exception()))
+
+    def _pump_from_loop(self, response: StreamedResponse) -> None:
+        """A streamed answer produced on the loop (the fast path): its pieces are produced in
+        the prediction thread (sync) or as a task (async), never by blocking the loop."""
+        if isinstance(response.output.items, AsyncIterator):
+            response.start_async()
+            return
+        self.in_thread += 1
+        work = self.loop.run_in_executor(self.executor, response.pump_in_thread, self.loop)
+        work.add_done_callback(self._pump_done)
+
+    def _pump_done(self, work: asyncio.Future[None]) -> None:
+        self.in_thread -= 1
+        if not work.cancelled() and work.exception() is not None:
+            log.error("streaming an answer failed", exc_info=work.exception())
+
+    def _invoke(self, request: Request, deadline: float | None) -> Answer:
         # Checked when the model is about to run, which is after any wait in the queue.
         if request.abandoned:
             self.counters.abandoned += 1
@@ -162,7 +212,7 @@ class ModelServer:
             if deadline is not None and time.monotonic() > deadline:
                 self.counters.late += 1
 
-    def _run(self, request: Request) -> bytes:
+    def _run(self, request: Request) -> Answer:
         content_type = request.header(b"content-type")
         accept = request.header(b"accept")
         request_attributes = request.header(_CUSTOM_ATTRIBUTES)
@@ -193,6 +243,17 @@ class ModelServer:
         finally:
             elapsed = time.perf_counter() - started
             self.mean_seconds += (elapsed - self.mean_seconds) * 0.2
+        if isinstance(body, StreamedOutput):
+            head = render_stream_head(
+                200, framed_type, extra, keep_alive=request.keep_alive, http10=request.http10
+            )
+
+            def error(status: int, message: str) -> bytes:
+                return self._error(request, status, message)
+
+            return StreamedResponse(
+                head, body, lambda: request.abandoned, error, chunked=not request.http10
+            )
         return render(
             200, body, framed_type, extra, keep_alive=request.keep_alive, http10=request.http10
         )
@@ -202,6 +263,11 @@ class ModelServer:
         return render_error(
             status, message, keep_alive=request.keep_alive, http10=request.http10, extra=extra
         )
+
+
+def _settle(answer: asyncio.Future[Answer], result: Answer) -> None:
+    if not answer.done():
+        answer.set_result(result)
 
 
 def _deadline(request: Request) -> float | None:

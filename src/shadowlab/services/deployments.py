@@ -30,6 +30,20 @@ class VariantDeployment:
     sampling_percentage: int = 0
     # The model's container: Image, ModelDataUrl, Environment (as CreateModel took them).
     container: dict[str, Any] = field(default_factory=dict)
+    # A serverless variant's ServerlessConfig (MemorySizeInMB, MaxConcurrency, optional
+    # ProvisionedConcurrency) as the endpoint configuration gave it; None for instances. It runs
+    # one worker (instance_count 1) with that much memory and at most MaxConcurrency requests.
+    serverless: dict[str, Any] | None = None
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests the data plane lets in at once; 0: no cap (instance-based variants)."""
+        return int(self.serverless["MaxConcurrency"]) if self.serverless else 0
+
+    @property
+    def memory_mb(self) -> int:
+        """The worker's memory limit in MiB; 0: none beyond the server's settings."""
+        return int(self.serverless["MemorySizeInMB"]) if self.serverless else 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

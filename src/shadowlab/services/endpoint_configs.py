@@ -22,6 +22,9 @@ from shadowlab.services.tags import TagService
 from shadowlab.store import Record, Store
 
 _KIND = ResourceKind.ENDPOINT_CONFIG
+# Serverless memory sizes: 1 GB steps within the model's bounds (1024-6144).
+MEMORY_STEP_MB = 1024
+MEMORY_SIZES_MB = tuple(range(1024, 6144 + 1, MEMORY_STEP_MB))
 _DESCRIBED = (
     "EndpointConfigName",
     "ProductionVariants",
@@ -44,6 +47,8 @@ def check_variants(
     shadows: Sequence[Mapping[str, Any]],
 ) -> None:
     """The rules SageMaker applies to the variants of an endpoint configuration."""
+    check_memory_sizes(production, "productionVariants")
+    check_memory_sizes(shadows, "shadowProductionVariants")
     names = [v["VariantName"] for v in [*production, *shadows]]
     duplicates = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
     if duplicates:
@@ -51,6 +56,20 @@ def check_variants(
             f"Variant names must be unique within an endpoint configuration: "
             f"{', '.join(duplicates)} appears more than once."
         )
+    serverless = [v["VariantName"] for v in production if "ServerlessConfig" in v]
+    if serverless and len(production) != 1:
+        # SageMaker's Serverless Inference excludes multiple production variants.
+        raise ValidationException(
+            f"Variant '{serverless[0]}' is serverless: an endpoint configuration with a "
+            f"serverless variant must have exactly one production variant; it has "
+            f"{len(production)}."
+        )
+    for variant in shadows:
+        if "ServerlessConfig" in variant:
+            raise ValidationException(
+                f"Shadow variant '{variant['VariantName']}': ServerlessConfig is not supported "
+                "for shadow variants; give InstanceType and InitialInstanceCount."
+            )
     if shadows and len(production) != 1:
         raise ValidationException(
             "An endpoint configuration with ShadowProductionVariants must have exactly one "
@@ -63,16 +82,53 @@ def check_variants(
         if store.get(ctx.region, ResourceKind.MODEL, variant["ModelName"]) is None:
             raise not_found(ctx, ResourceKind.MODEL, variant["ModelName"])
         if "ServerlessConfig" in variant:
-            raise ValidationException(
-                f"Variant '{name}': ServerlessConfig is not supported; give InstanceType and "
-                "InitialInstanceCount."
-            )
+            check_serverless(name, variant)
+            continue
         for member in ("InstanceType", "InitialInstanceCount"):
             if member not in variant:
                 raise ValidationException(f"{member} is required for variant '{name}'.")
     if sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
         raise ValidationException(
             "The sum of InitialVariantWeight over the production variants must be greater than 0."
+        )
+
+
+def check_memory_sizes(variants: Sequence[Mapping[str, Any]], root: str) -> None:
+    """MemorySizeInMB comes in 1 GB steps; botocore's model only bounds it (1024-6144, checked
+    with the rest of the request), so the step is checked here, in the words AWS uses for a
+    constraint violation (one message listing each)."""
+    sizes = ", ".join(map(str, MEMORY_SIZES_MB))
+    problems = [
+        f"Value '{memory}' at '{root}.{index}.member.serverlessConfig.memorySizeInMB' failed to "
+        f"satisfy constraint: Member must satisfy enum value set: [{sizes}]"
+        for index, variant in enumerate(variants, start=1)
+        if (memory := (variant.get("ServerlessConfig") or {}).get("MemorySizeInMB")) is not None
+        and memory % MEMORY_STEP_MB != 0
+    ]
+    if problems:
+        noun = "error" if len(problems) == 1 else "errors"
+        raise ValidationException(
+            f"{len(problems)} validation {noun} detected: " + "; ".join(problems)
+        )
+
+
+def check_serverless(name: str, variant: Mapping[str, Any]) -> None:
+    config = variant["ServerlessConfig"]
+    given = [m for m in ("InstanceType", "InitialInstanceCount") if m in variant]
+    if given:
+        raise ValidationException(
+            f"Variant '{name}': give either ServerlessConfig or InstanceType and "
+            f"InitialInstanceCount, not both ({', '.join(given)} given with ServerlessConfig)."
+        )
+    check_provisioned(name, config)
+
+
+def check_provisioned(name: str, config: Mapping[str, Any]) -> None:
+    provisioned = config.get("ProvisionedConcurrency")
+    if provisioned is not None and provisioned > config["MaxConcurrency"]:
+        raise ValidationException(
+            f"Variant '{name}': ProvisionedConcurrency ({provisioned}) must be less than or "
+            f"equal to MaxConcurrency ({config['MaxConcurrency']})."
         )
 
 

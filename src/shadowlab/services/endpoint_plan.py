@@ -53,14 +53,22 @@ def plan_deployment(
 ) -> EndpointDeployment:
     def variant(spec: Mapping[str, Any], role: Role) -> VariantDeployment:
         override = overrides.get(spec["VariantName"], {})
+        serverless = spec.get("ServerlessConfig")
+        if serverless:  # as UpdateEndpointWeightsAndCapacities' ServerlessUpdateConfig left it
+            serverless = {**serverless, **override.get("serverless", {})}
         return VariantDeployment(
             name=spec["VariantName"],
             model_name=spec["ModelName"],
-            instance_type=spec["InstanceType"],
-            instance_count=int(override.get("count", spec["InitialInstanceCount"])),
+            # A serverless variant is one worker, whatever its concurrency: requests beyond
+            # MaxConcurrency are throttled by the data plane, not queued on more processes.
+            instance_type="" if serverless else spec["InstanceType"],
+            instance_count=1
+            if serverless
+            else int(override.get("count", spec["InitialInstanceCount"])),
             weight=float(override.get("weight", spec.get("InitialVariantWeight", 1.0))),
             role=role,
             container=container_of(spec["ModelName"]),
+            serverless=dict(serverless) if serverless else None,
         )
 
     production = [variant(v, Role.PRODUCTION) for v in config["ProductionVariants"]]
@@ -105,9 +113,16 @@ def variant_summaries(
             else [],
             "CurrentWeight": have.weight if have else 0.0,
             "DesiredWeight": want.weight if want else 0.0,
-            "CurrentInstanceCount": live_instances.get(name, 0),
-            "DesiredInstanceCount": want.instance_count if want else 0,
         }
+        if variant.serverless is None:
+            summary["CurrentInstanceCount"] = live_instances.get(name, 0)
+            summary["DesiredInstanceCount"] = want.instance_count if want else 0
+        else:
+            # As SageMaker shows a serverless variant: its configuration, no instance counts.
+            if have is not None and have.serverless is not None:
+                summary["CurrentServerlessConfig"] = dict(have.serverless)
+            if want is not None and want.serverless is not None:
+                summary["DesiredServerlessConfig"] = dict(want.serverless)
         if converging and (want != have):
             step = "Creating" if have is None else "Deleting" if want is None else "Updating"
             summary["VariantStatus"] = [{"Status": step, "StartTime": to_datetime(since)}]

@@ -3,7 +3,8 @@
 Creating/Updating: ask hosting to run ``state.target``; ready -> InService, failed -> Failed
 (a new endpoint) or RollingBack to what ran before (an update), ending InService with the
 FailureReason. Deleting: ask hosting to remove everything, then forget the endpoint.
-InService endpoints are ensured too, so that after a restart their instances come back.
+InService endpoints are ensured too, so that after a restart their instances come back; one
+whose instances can no longer start (its model no longer loads) becomes Failed with the reason.
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ class EndpointProgress:
 
     def _maintain(self, record: Record, deployment: EndpointDeployment) -> None:
         outcome = self.hosting.ensure(deployment)
+        if outcome.state is HostingState.FAILED:
+            # What ran before can no longer start (after a server restart: its artifact was
+            # deleted, its code broke): say so instead of staying InService with no instance.
+            self.hosting.remove(deployment.key)
+            record.state["instances"] = {}
+            reason = outcome.reason or "the endpoint's instances could not be started again"
+            self._save(record, EndpointStatus.FAILED, reason)
+            return
         if dict(outcome.instances) != record.state.get("instances"):
             record.state["instances"] = dict(outcome.instances)
             self.store.update(record)

@@ -24,6 +24,7 @@ from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import already_exists, insert_new, list_page, not_found, require
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.deployments import EndpointDeployment, VariantDeployment
+from shadowlab.services.endpoint_configs import check_provisioned
 from shadowlab.services.endpoint_plan import plan_deployment, variant_summaries
 from shadowlab.services.models import primary_container
 from shadowlab.services.tags import TagService
@@ -41,7 +42,9 @@ def deployed_of(record: Record) -> EndpointDeployment | None:
 
 
 class EndpointService:
-    def __init__(self, store: Store, tags: TagService, clock: Clock, max_instances: int) -> None:
+    def __init__(
+        self, store: Store, tags: TagService, clock: Clock, max_instances: int | None
+    ) -> None:
         self.store = store
         self.tags = tags
         self.clock = clock
@@ -56,7 +59,10 @@ class EndpointService:
         return container
 
     def _check_quota(self, ctx: RequestContext, deployment: EndpointDeployment) -> None:
-        """Every instance is a process here: keep the total under the configured limit."""
+        """Every instance is a process here: keep the total under the configured limit. None:
+        no limit (`--hosting none` runs no process, so there is nothing to protect)."""
+        if self.max_instances is None:
+            return
         in_use = 0
         for endpoint in self.store.find(ResourceKind.ENDPOINT):
             if (
@@ -273,15 +279,18 @@ class EndpointService:
                         f"The variant name(s) [{variant}] is/are not present in the endpoint "
                         f"'{record.name}'. Variants: {', '.join(known)}."
                     )
-                if "DesiredWeight" not in item and "DesiredInstanceCount" not in item:
+                changes = ("DesiredWeight", "DesiredInstanceCount", "ServerlessUpdateConfig")
+                if not any(member in item for member in changes):
                     raise ValidationException(
-                        f"Variant '{variant}': give DesiredWeight, DesiredInstanceCount or both."
+                        f"Variant '{variant}': give DesiredWeight, DesiredInstanceCount or "
+                        "ServerlessUpdateConfig."
                     )
                 if item.get("DesiredInstanceCount") == 0:
                     raise ValidationException(
                         f"Variant '{variant}': DesiredInstanceCount must be at least 1."
                     )
                 entry = overrides.setdefault(variant, {})
+                _serverless_update(known[variant], item, entry)
                 if "DesiredWeight" in item:
                     entry["weight"] = float(item["DesiredWeight"])
                 if "DesiredInstanceCount" in item:
@@ -321,3 +330,28 @@ class EndpointService:
             ),
         )
         return {}
+
+
+def _serverless_update(
+    spec: Mapping[str, Any], item: Mapping[str, Any], entry: dict[str, Any]
+) -> None:
+    """Check one DesiredWeightAndCapacity against the variant's kind and record its
+    ServerlessUpdateConfig (MaxConcurrency, ProvisionedConcurrency) in `entry`."""
+    name = spec["VariantName"]
+    serverless = spec.get("ServerlessConfig")
+    if serverless is None:
+        if "ServerlessUpdateConfig" in item:
+            raise ValidationException(
+                f"Variant '{name}' is not serverless: ServerlessUpdateConfig does not apply."
+            )
+        return
+    if "DesiredInstanceCount" in item:
+        raise ValidationException(
+            f"Variant '{name}' is serverless: it has no instance count; change its "
+            "ServerlessUpdateConfig instead."
+        )
+    update = item.get("ServerlessUpdateConfig")
+    if update:
+        merged = {**serverless, **entry.get("serverless", {}), **update}
+        check_provisioned(name, merged)
+        entry["serverless"] = {**entry.get("serverless", {}), **update}

@@ -6,26 +6,33 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import get_args
 
 from shadowlab import __version__, captures, inventory, report
-from shadowlab.settings import Settings, load_settings
+from shadowlab.settings import Hosting, LogLevel, Settings, SettingsError, load_settings
+
+
+def _choices(kind: object) -> str:
+    return "{" + ",".join(get_args(kind)) + "}"
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Values are checked by load_settings, as the same values from the environment are: a bad
+    # one stops `serve` with one line naming the flag or variable (no argparse usage dump).
     serve = sub.add_parser("serve", help="run the SageMaker-compatible server")
     defaults = Settings()
     serve.add_argument("--host", help=f"address to bind (default {defaults.host})")
-    serve.add_argument("--port", type=int, help=f"port to bind (default {defaults.port})")
+    serve.add_argument("--port", help=f"port to bind (default {defaults.port})")
     serve.add_argument("--data-dir", help=f"state directory (default {defaults.data_dir})")
     serve.add_argument("--database-url", help="postgresql://... to share state (default SQLite)")
     serve.add_argument("--s3-endpoint-url", help="S3-compatible store for s3:// URIs")
     serve.add_argument("--account-id", help="AWS account id used in ARNs")
     serve.add_argument(
         "--hosting",
-        choices=["process", "none"],
+        metavar=_choices(Hosting),
         help="run real worker processes (default) or manage resources only",
     )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-level", metavar=_choices(LogLevel))
     serve.add_argument("--worker-user", help="run model workers as this user (server as root)")
     serve.add_argument(
         "--credentials-file",
@@ -53,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        settings = load_settings({k: v for k, v in vars(args).items() if k not in ("command",)})
+        try:
+            settings = load_settings({k: v for k, v in vars(args).items() if k != "command"})
+        except SettingsError as exc:
+            for line in str(exc).splitlines():
+                print(f"shadowlab serve: {line}", file=sys.stderr)
+            return 2
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -19,7 +19,8 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from shadowlab.awsprotocol.json11 import error_response, parse_request, serialize_output
+from shadowlab.awsprotocol.errors import error_response
+from shadowlab.awsprotocol.json11 import parse_request, serialize_output
 from shadowlab.awsprotocol.service_models import runtime_model, sagemaker_model
 from shadowlab.errors import ModelError, ResourceNotFound, ServiceError
 from tests.shapecheck import assert_output_shape

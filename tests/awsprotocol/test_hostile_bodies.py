@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from shadowlab.awsprotocol import coral
-from shadowlab.awsprotocol.json11 import error_response, parse_request
+from shadowlab.awsprotocol.errors import error_response
+from shadowlab.awsprotocol.json11 import parse_request
 from shadowlab.awsprotocol.jsonbody import MAX_DEPTH, decode_object
 from shadowlab.awsprotocol.service_models import sagemaker_model
 from shadowlab.awsprotocol.validation import LISTED_VIOLATIONS, validate

@@ -10,9 +10,9 @@ import botocore.parsers
 import pytest
 from botocore.awsrequest import HeadersDict
 
+from shadowlab.awsprotocol.errors import error_response
 from shadowlab.awsprotocol.json11 import (
     content_type,
-    error_response,
     parse_request,
     serialize_output,
     to_wire,

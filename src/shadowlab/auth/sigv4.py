@@ -40,6 +40,7 @@ from botocore.auth import (
     SigV4Auth,
 )
 
+from shadowlab.awsprotocol.scope import split_scope
 from shadowlab.errors import ServiceError
 
 __all__ = ["AuthFailure", "Caller", "SigV4Verifier", "known_regions"]
@@ -177,8 +178,8 @@ class SigV4Verifier:
         return Caller(access_key, region, service)
 
     def _check_scope(self, credential: str) -> tuple[str, str, str, str]:
-        parts = credential.split("/")
-        if len(parts) != 5:
+        parts = split_scope(credential)
+        if parts is None:
             raise _incomplete(
                 "Credential must have exactly 5 slash-delimited elements, e.g. "
                 f"keyid/date/region/service/term, got '{_echo(credential)}'"

@@ -1,11 +1,10 @@
-"""AWS JSON 1.1 (SageMaker's control-plane protocol): requests in, responses and errors out.
+"""AWS JSON 1.1 (SageMaker's control-plane protocol): requests in, responses out.
 
 A request is `POST /` with `X-Amz-Target: SageMaker.<Operation>` and a JSON object body. It is
 parsed, validated against the operation's input shape and converted to plain Python values
 (datetimes for timestamps, bytes for blobs). Responses are built from the output shape only:
-members a service returns beyond it are internal and never reach the wire. Errors take the
-form botocore's JSON parser reads back as `ClientError.response["Error"]` (`__type` -> Code,
-`message` -> Message).
+members a service returns beyond it are internal and never reach the wire. Errors are
+`awsprotocol.errors`' to encode, for both JSON protocols.
 """
 
 from __future__ import annotations
@@ -20,13 +19,9 @@ from typing import Any
 import botocore.model
 
 from shadowlab.awsprotocol import wirevalues
-from shadowlab.awsprotocol.errors import http_status_for
 from shadowlab.awsprotocol.jsonbody import decode_object
 from shadowlab.awsprotocol.validation import validate
-from shadowlab.errors import ServiceError, UnknownOperationException, excerpt
-
-# What AWS puts after the code in x-amzn-ErrorType; botocore keeps only the part before ':'.
-_ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
+from shadowlab.errors import UnknownOperationException, excerpt
 
 
 @functools.cache
@@ -158,7 +153,7 @@ def _scalar_to_wire(kind: str, value: Any) -> Any:
     return value
 
 
-def _utf8(text: str) -> bytes:
+def utf8_json(text: str) -> bytes:
     # Requests with unpaired surrogates are refused, but a stored value or a message may still
     # hold one; UTF-8 cannot encode it, and backslashreplace writes it as `\ud800`, which
     # json.dumps only ever leaves inside a string literal, where it is the JSON escape for the
@@ -168,7 +163,9 @@ def _utf8(text: str) -> bytes:
 
 def _dumps(document: Any) -> bytes:
     # Compact, UTF-8, and strictly JSON (a NaN would be a bug upstream, not something to send).
-    return _utf8(json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+    return utf8_json(
+        json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    )
 
 
 def serialize_output(
@@ -186,30 +183,3 @@ def content_type(service: botocore.model.ServiceModel) -> str:
     if service.metadata.get("protocol") == "json":
         return f"application/x-amz-json-{service.metadata.get('jsonVersion', '1.0')}"
     return "application/json"  # rest-json (sagemaker-runtime)
-
-
-def error_response(
-    service: botocore.model.ServiceModel, error: ServiceError, request_id: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """(status, headers, body) for an error, as AWS sends it.
-
-    botocore takes the code from `__type` (JSON) or x-amzn-ErrorType (REST-JSON), in both
-    cases keeping what precedes ':'; the error's extra fields (ModelError's
-    OriginalStatusCode ...) are body members, which botocore adds to the parsed response.
-    """
-    code = error.code
-    body: dict[str, Any] = {"__type": code, "message": error.message}
-    shape = service.shape_for_error_code(code)
-    for name, value in error.fields.items():
-        if value is None:
-            continue
-        member = shape.members.get(name) if shape is not None else None
-        body[name] = to_wire(member, value) if member is not None else value
-    headers = [
-        ("Content-Type", content_type(service)),
-        ("x-amzn-RequestId", request_id),
-        ("x-amzn-ErrorType", f"{code}{_ERROR_TYPE_SUFFIX}"),
-    ]
-    # default=str: an undeclared extra field must not turn an error into a crash.
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
-    return http_status_for(service, code), headers, _utf8(payload)

@@ -7,12 +7,13 @@ every failure becomes the AWS error body, never a stack trace.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from shadowlab.awsprotocol.json11 import error_response, parse_request, serialize_output
+from shadowlab.awsprotocol.errors import encoder_for
+from shadowlab.awsprotocol.json11 import content_type, parse_request, serialize_output
+from shadowlab.awsprotocol.scope import region_of
 from shadowlab.awsprotocol.service_models import sagemaker_model
 from shadowlab.controlplane.operations import MUTATING_PREFIXES, Handler
 from shadowlab.errors import InternalFailure, ServiceError, UnknownOperationException
@@ -20,21 +21,12 @@ from shadowlab.services.context import RequestContext
 
 log = logging.getLogger(__name__)
 
-# SigV4: "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-west-2/sagemaker/aws4_request, ..."
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/\s]+/\d{8}/([a-z0-9-]+)/")
-_CONTENT_TYPE = "application/x-amz-json-1.1"
-
 
 @dataclass(frozen=True)
 class Reply:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-
-
-def region_of(authorization: str | None, default: str) -> str:
-    match = _CREDENTIAL_SCOPE.search(authorization or "")
-    return match.group(1) if match else default
 
 
 class ControlPlaneHandler:
@@ -51,6 +43,8 @@ class ControlPlaneHandler:
         self.default_region = default_region
         self.on_change = on_change
         self.service = sagemaker_model()
+        self.content_type = content_type(self.service)
+        self.errors = encoder_for(self.service)
 
     def _refuse_unserved(self, target: str | None) -> None:
         """An operation of the SageMaker model that shadowlab does not serve is refused before
@@ -73,11 +67,13 @@ class ControlPlaneHandler:
             self._refuse_unserved(target)
             operation, params = parse_request(self.service, target, body)
             call = self.operations[operation.name]
-            ctx = RequestContext(region_of(authorization, self.default_region), self.account)
+            # The ASGI app decoded the header as latin-1: encoding gives back the bytes sent.
+            scope = authorization.encode("latin-1", "replace") if authorization else None
+            ctx = RequestContext(region_of(scope, self.default_region), self.account)
             result = call(ctx, params)
             if operation.name.startswith(MUTATING_PREFIXES):
                 self.on_change()
-            headers = [("Content-Type", _CONTENT_TYPE), ("x-amzn-RequestId", request_id)]
+            headers = [("Content-Type", self.content_type), ("x-amzn-RequestId", request_id)]
             return Reply(200, headers, serialize_output(operation, result))
         except ServiceError as error:
             # The caller's mistake (or a refusal the caller must see): answered, not logged.
@@ -88,7 +84,7 @@ class ControlPlaneHandler:
 
     def _error_reply(self, error: ServiceError, request_id: str) -> Reply:
         try:
-            return Reply(*error_response(self.service, error, request_id))
+            return Reply(*self.errors.response(error, request_id))
         except Exception:
             # An error whose extra fields cannot take their shape is our bug: it is answered
             # as one (500, logged once) rather than escaping into the transport.
@@ -99,4 +95,4 @@ class ControlPlaneHandler:
         internal = InternalFailure(
             f"An internal error occurred; request id {request_id}. See the server log."
         )
-        return Reply(*error_response(self.service, internal, request_id))
+        return Reply(*self.errors.response(internal, request_id))

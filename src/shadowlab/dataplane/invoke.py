@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import cast
 from urllib.parse import unquote
 
+from shadowlab.awsprotocol.scope import region_of
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.http1 import FrontConnection
 from shadowlab.dataplane.mirror import Mirror
@@ -111,6 +112,7 @@ class Invoker:
         self.in_flight: dict[VariantStats, int] = {}
         self._routing_version = -1
         self._request_ids = wire.RequestIds()
+        wire.runtime_errors()  # loads the runtime model now, not on the event loop's first error
 
     def invoke(self, conn: FrontConnection, req: Request) -> None:
         arrived = time.perf_counter()
@@ -127,7 +129,7 @@ class Invoker:
         if req.too_large:
             self._fail(conn, req, request_id, _body_too_large())
             return
-        region = _region_of(req.authorization) if req.authorization else self.default_region
+        region = region_of(req.authorization, self.default_region)
         route = routing.lookup(name, region)
         if route is None:
             message = f"Endpoint {name} of account {self.account_id} not found."
@@ -332,15 +334,6 @@ class Invoker:
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, int]]:
         return by_endpoint_variant(list(self.stats.values()))
-
-
-def _region_of(authorization: bytes) -> str:
-    """The region of a SigV4 credential scope: "...Credential=AKID/20261124/us-west-2/..."."""
-    start = authorization.find(b"Credential=")
-    if start < 0:
-        return DEFAULT_REGION
-    parts = authorization[start + 11 : start + 200].split(b"/", 3)
-    return parts[2].decode("ascii", "replace") if len(parts) > 3 else DEFAULT_REGION
 
 
 def _model_error(status: int, text: str, where: str) -> ModelError:

@@ -7,15 +7,13 @@ sign, and neither route reveals or changes more than a resource's name.
 
 from __future__ import annotations
 
-import json
-import uuid
-
 from shadowlab.auth import AuthFailure, SigV4Verifier
+from shadowlab.awsprotocol.errors import encoder_for
+from shadowlab.awsprotocol.service_models import sagemaker_model
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.request import Request
 
 UNSIGNED_PATHS = frozenset({b"/healthz", b"/metrics"})
-_ERROR_TYPE_SUFFIX = b":http://internal.amazon.com/coral/com.amazon.coral.service/"
 
 
 class SignatureGate:
@@ -25,6 +23,11 @@ class SignatureGate:
     def __init__(self, verifier: SigV4Verifier, *, allow_unsigned: bool = False) -> None:
         self._verifier = verifier
         self._allow_unsigned = allow_unsigned
+        # The refusal is in JSON 1.1 form, which both of botocore's parsers read: JSON 1.1
+        # takes the code from `__type`, REST-JSON from x-amzn-ErrorType, so one answer serves
+        # the API and the runtime. The status is the failure's own (403, or 400).
+        self._errors = wire.ErrorResponses(encoder_for(sagemaker_model()))
+        self._request_ids = wire.RequestIds()
 
     @property
     def allow_unsigned(self) -> bool:
@@ -35,7 +38,10 @@ class SignatureGate:
         if req.method in (b"GET", b"HEAD") and req.url.split(b"?", 1)[0] in UNSIGNED_PATHS:
             return None
         failure = self.failure(req)
-        return None if failure is None else _refusal(failure, req.connection_header)
+        if failure is None:
+            return None
+        request_id = self._request_ids.next()
+        return self._errors.response(failure, request_id, req.connection_header, failure.status)
 
     def failure(self, req: Request, body: bytes | None = None) -> AuthFailure | None:
         """Why `req` may not be handled, or None; for callers that answer in their own words
@@ -54,28 +60,3 @@ class SignatureGate:
         except AuthFailure as failure:
             return failure
         return None
-
-
-def scope_service(authorization: bytes) -> bytes | None:
-    """The signing service named by a SigV4 Authorization header's credential scope
-    (`Credential=AKID/20261202/us-east-1/s3/aws4_request` -> b"s3"), or None if it names none.
-    Read without verifying anything: it only decides which API answers (and in whose words)."""
-    start = authorization.find(b"Credential=")
-    if start < 0:
-        return None
-    credential = authorization[start + 11 :].split(b",", 1)[0]
-    parts = credential.strip().split(b"/")
-    return parts[3] if len(parts) == 5 else None
-
-
-def _refusal(failure: AuthFailure, connection: bytes) -> bytes:
-    """The error in the form both of botocore's parsers read: JSON 1.1 takes the code from
-    `__type`, REST-JSON from x-amzn-ErrorType, so one answer serves the API and the runtime."""
-    code = failure.code.encode("ascii")
-    body = json.dumps({"__type": failure.code, "message": failure.message}).encode("utf-8")
-    headers = [
-        (b"x-amzn-RequestId", str(uuid.uuid4()).encode("ascii")),
-        (b"x-amzn-ErrorType", code + _ERROR_TYPE_SUFFIX),
-        (b"Content-Type", b"application/x-amz-json-1.1"),
-    ]
-    return wire.plain_response(failure.status, headers, body, connection)

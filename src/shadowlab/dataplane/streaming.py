@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
+from shadowlab.awsprotocol.scope import region_of
 from shadowlab.dataplane import eventstream, wire
 from shadowlab.dataplane.http1 import FrontConnection
 
@@ -46,7 +47,6 @@ from shadowlab.dataplane.invoke import (
     Invoker,
     _body_too_large,
     _Call,
-    _region_of,
     _throttled,
 )
 from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
@@ -191,7 +191,7 @@ class StreamInvoker:
         if req.too_large:
             self._fail(conn, req, request_id, _body_too_large())
             return
-        region = _region_of(req.authorization) if req.authorization else inv.default_region
+        region = region_of(req.authorization, inv.default_region)
         route = routing.lookup(name, region)
         if route is None:
             message = f"Endpoint {name} of account {inv.account_id} not found."

@@ -1,35 +1,21 @@
-"""Bytes on the wire for the front server: InvokeEndpoint answers, AWS rest-json errors, others.
+"""Bytes on the wire for the front server: InvokeEndpoint answers, AWS errors, others.
 
-Errors follow what botocore's rest-json parser reads: the code from `x-amzn-ErrorType` (the part
-before ':'), the message from the JSON body's `message`, modelled members (ModelError's
-OriginalStatusCode, OriginalMessage) from body keys named after the shape's members. The HTTP
-status of each code is the `httpStatusCode` of its error shape in botocore's sagemaker-runtime
-model; tests/dataplane/test_wire.py checks this table against that model.
+AWS errors are `awsprotocol.errors`' to encode (status from the model, headers, JSON body); this
+module only frames them as HTTP/1.1, with the framing of each code built once: InvokeEndpoint's
+errors are on the hot path.
 """
 
 from __future__ import annotations
 
+import functools
 import http
 import itertools
-import json
 import uuid
 
+from shadowlab.awsprotocol.errors import ErrorEncoder, ErrorForm, encoder_for
+from shadowlab.awsprotocol.service_models import runtime_model
 from shadowlab.errors import ServiceError
 
-RUNTIME_ERROR_STATUS: dict[str, int] = {
-    "ValidationError": 400,
-    "ModelNotReadyException": 429,
-    "ModelError": 424,
-    "InternalFailure": 500,
-    "ServiceUnavailable": 503,
-    "InternalDependencyException": 530,
-}
-
-# AWS's common errors that sagemaker-runtime's model does not declare, by HTTP status:
-# a serverless endpoint throttles invocations beyond its MaxConcurrency with this one.
-COMMON_ERROR_STATUS: dict[str, int] = {"ThrottlingException": 400}
-
-_ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode("latin-1") for s in http.HTTPStatus}
 
 CONNECTION_CLOSE = b"Connection: close\r\n"
@@ -87,24 +73,53 @@ def invocation_ok(
     return head + body if len(body) < 65536 else [head, body]
 
 
-def aws_error(error: ServiceError, request_id: bytes, connection: bytes) -> bytes:
-    """A sagemaker-runtime error in rest-json form, as botocore expects to parse it."""
-    status = RUNTIME_ERROR_STATUS.get(error.code) or COMMON_ERROR_STATUS.get(error.code, 500)
-    payload = {"message": error.message, **error.fields}
-    body = json.dumps(payload, ensure_ascii=True).encode("ascii")
-    return b"".join(
-        (
-            status_line(status),
-            b"x-amzn-RequestId: ",
-            request_id,
-            b"\r\nx-amzn-ErrorType: ",
-            (error.code + _ERROR_TYPE_SUFFIX).encode("ascii"),
-            b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body),
-            connection,
-            b"\r\n",
-            body,
+class ErrorResponses:
+    """The AWS errors of one service model as complete HTTP/1.1 responses."""
+
+    def __init__(self, encoder: ErrorEncoder) -> None:
+        self._encoder = encoder
+        # (code, status override) -> the bytes before the request id, those after it up to
+        # the Content-Length value, and the code's form (what the body needs).
+        self._framing: dict[tuple[str, int | None], tuple[bytes, bytes, ErrorForm]] = {}
+
+    def response(
+        self,
+        error: ServiceError,
+        request_id: bytes,
+        connection: bytes,
+        status: int | None = None,
+    ) -> bytes:
+        """`error` as the service answers it; `status` overrides the model's (auth failures)."""
+        framing = self._framing.get((error.code, status))
+        if framing is None:
+            framing = self._frame(error.code, status)
+        head, middle, form = framing
+        body = self._encoder.body(error, form)
+        return b"".join(
+            (head, request_id, middle, b"%d\r\n" % len(body), connection, b"\r\n", body)
         )
-    )
+
+    def _frame(self, code: str, status: int | None) -> tuple[bytes, bytes, ErrorForm]:
+        form = self._encoder.form(code)
+        head = b"%sContent-Type: %s\r\nx-amzn-RequestId: " % (
+            status_line(form.status if status is None else status),
+            self._encoder.content_type.encode("ascii"),
+        )
+        middle = b"\r\nx-amzn-ErrorType: %s\r\nContent-Length: " % form.error_type.encode("ascii")
+        framing = self._framing[(code, status)] = (head, middle, form)
+        return framing
+
+
+@functools.cache
+def runtime_errors() -> ErrorResponses:
+    """sagemaker-runtime's errors (REST-JSON), as InvokeEndpoint answers them. The first call
+    loads the model: the invoker makes it at construction, not on its first error."""
+    return ErrorResponses(encoder_for(runtime_model()))
+
+
+def aws_error(error: ServiceError, request_id: bytes, connection: bytes) -> bytes:
+    """A sagemaker-runtime error in REST-JSON form, as botocore expects to parse it."""
+    return runtime_errors().response(error, request_id, connection)
 
 
 def plain_response(

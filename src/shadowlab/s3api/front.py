@@ -21,9 +21,10 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from shadowlab.awsprotocol.scope import region_of, service_of
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.signatures import SignatureGate, scope_service
+from shadowlab.dataplane.signatures import SignatureGate
 from shadowlab.s3api import errors, protocol, routes
 from shadowlab.s3api.errors import S3Error
 from shadowlab.s3api.handler import Call, S3Handler
@@ -63,7 +64,7 @@ class S3Front:
 
     def claims(self, req: Request) -> bool:
         if req.authorization is not None:
-            return scope_service(req.authorization) == b"s3"
+            return service_of(req.authorization) == b"s3"
         path = req.url.split(b"?", 1)[0]
         if path == b"/" and req.method == b"POST":
             return False  # the SageMaker JSON API (or a request for it missing its target)
@@ -124,12 +125,7 @@ class S3Front:
         return _response(req, status or default_status, out_headers, out_body, request_id)
 
     def _region(self, req: Request) -> str:
-        if req.authorization is not None:
-            start = req.authorization.find(b"Credential=")
-            parts = req.authorization[start + 11 :].split(b",", 1)[0].split(b"/")
-            if start >= 0 and len(parts) == 5:
-                return parts[2].decode("latin-1")
-        return self._default_region
+        return region_of(req.authorization, self._default_region)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from shadowlab.app import Application
+from shadowlab.composition import build_control_plane
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceInUse, ServiceError
 from shadowlab.services.context import RequestContext
@@ -37,8 +38,8 @@ WRITES = ("insert", "update", "delete", "put_tags", "delete_tags")
 @pytest.fixture(params=DATABASES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Application]:
     url = fresh_database_url(request.param, str(tmp_path))
-    application = Application(
-        Settings(data_dir=tmp_path / "data", database_url=url), hosting=ImmediateHosting()
+    application = build_control_plane(
+        Settings(data_dir=tmp_path / "data", database_url=url), ImmediateHosting()
     )
     yield application
     application.close()

@@ -8,6 +8,7 @@ runs in a worker thread so the event loop that also carries invocations never bl
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +22,19 @@ from shadowlab.controlplane.handler import ControlPlaneHandler
 from shadowlab.errors import ServiceError
 
 StatsSource = Callable[[], Mapping[tuple[str, str], Mapping[str, object]]]
+CountersSource = Callable[[], Mapping[str, int]]
 
 
+@dataclass(frozen=True)
 class DataPlaneStats:
-    """Where the data plane's counters are read from; filled in once the server exists."""
+    """Where `/shadowlab/stats` reads the data plane's counters: each field is called per request
+    (on the event loop), so the app sees live values; a source not given reads empty."""
 
-    def __init__(self) -> None:
-        self.variants: StatsSource = dict
-        self.shadows: StatsSource = dict
-        self.instances: StatsSource = dict
-        self.capture: Callable[[], Mapping[str, int]] = dict
-        self.connections: Callable[[], Mapping[str, int]] = dict  # the front server's limits
+    variants: StatsSource = dict
+    shadows: StatsSource = dict
+    instances: StatsSource = dict
+    capture: CountersSource = dict
+    connections: CountersSource = dict  # the front server's limits
 
     def snapshot(self) -> dict[str, object]:
         def rows(source: StatsSource, kind: str) -> list[dict[str, object]]:
@@ -52,38 +55,39 @@ class DataPlaneStats:
 MetricsQuery = Callable[[str, str, datetime, datetime], dict[str, Any]]
 
 
+@dataclass(frozen=True)
 class MetricsSources:
-    """Where `/metrics` and `/shadowlab/metrics/query` read from; filled in once they exist.
+    """Where `/metrics` and `/shadowlab/metrics/query` read from; a route whose source is None
+    answers 404 (this process does not collect, or does not store, metrics).
 
     `exposition` renders Prometheus's text format and runs on the event loop (it reads state
     only the loop touches); `query(region, endpoint, start, end)` reads the store and runs in
     a worker thread.
     """
 
-    def __init__(self) -> None:
-        self.exposition: Callable[[], bytes] | None = None
-        self.content_type = "text/plain; version=0.0.4; charset=utf-8"
-        self.query: MetricsQuery | None = None
-        # Awaited before a query: stores what the last seconds counted (see MetricsService).
-        self.refresh: Callable[[], Awaitable[object]] | None = None
+    exposition: Callable[[], bytes] | None = None
+    content_type: str = "text/plain; version=0.0.4; charset=utf-8"
+    query: MetricsQuery | None = None
+    # Awaited before a query: stores what the last seconds counted (see MetricsService).
+    refresh: Callable[[], Awaitable[object]] | None = None
 
 
+@dataclass(frozen=True)
 class ComparisonSources:
     """Where `/shadowlab/experiments/{name}/comparison` and `/shadowlab/capture/sync` work;
-    both block (store reads, uploads) and run in a worker thread."""
+    both block (store reads, uploads) and run in a worker thread. None: the route answers 404."""
 
-    def __init__(self) -> None:
-        self.compare: Callable[[str, str], dict[str, Any]] | None = None
-        self.sync_capture: Callable[[], bool] | None = None
+    compare: Callable[[str, str], dict[str, Any]] | None = None
+    sync_capture: Callable[[], bool] | None = None
 
 
 def create_control_plane_app(
     handler: ControlPlaneHandler,
     *,
     ready: Callable[[], bool] = lambda: True,
-    stats: DataPlaneStats | None = None,
-    metrics: MetricsSources | None = None,
-    comparisons: ComparisonSources | None = None,
+    stats: DataPlaneStats = DataPlaneStats(),
+    metrics: MetricsSources = MetricsSources(),
+    comparisons: ComparisonSources = ComparisonSources(),
     default_region: str = "us-east-1",
     routes: Sequence[BaseRoute] = (),  # more read-only routes (the inventory), as they are
 ) -> Starlette:
@@ -105,17 +109,17 @@ def create_control_plane_app(
     async def data_plane_stats(request: Request) -> Response:
         # Counters since the server started: invocations and errors per production variant,
         # what became of the copies per shadow variant, and where each variant is served.
-        return JSONResponse((stats or DataPlaneStats()).snapshot())
+        return JSONResponse(stats.snapshot())
 
     async def prometheus(request: Request) -> Response:
-        if metrics is None or metrics.exposition is None:
+        if metrics.exposition is None:
             return JSONResponse({"error": "metrics are not collected here"}, status_code=404)
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
     async def metrics_query(request: Request) -> Response:
         # ?endpoint=E&start=ISO&end=ISO[&region=R]: per-variant metrics of the minutes that
         # [start, end) overlaps, merged over every replica (see metrics.query.metrics_json).
-        if metrics is None or metrics.query is None:
+        if metrics.query is None:
             return JSONResponse({"error": "metrics are not stored here"}, status_code=404)
         params = request.query_params
         endpoint = params.get("endpoint")
@@ -136,7 +140,7 @@ def create_control_plane_app(
 
     async def comparison(request: Request) -> Response:
         # The same data as `shadowlab report --json`: figures, agreement and the verdict.
-        if comparisons is None or comparisons.compare is None:
+        if comparisons.compare is None:
             return JSONResponse({"error": "comparisons are not made here"}, status_code=404)
         name = request.path_params["name"]
         region = request.query_params.get("region") or default_region
@@ -151,7 +155,7 @@ def create_control_plane_app(
 
     async def capture_sync(request: Request) -> Response:
         # Seal open capture files and wait until they are stored: readers see everything.
-        if comparisons is None or comparisons.sync_capture is None:
+        if comparisons.sync_capture is None:
             return JSONResponse({"error": "nothing is captured here"}, status_code=404)
         complete = await run_in_threadpool(comparisons.sync_capture)
         return JSONResponse({"complete": complete}, status_code=200 if complete else 503)

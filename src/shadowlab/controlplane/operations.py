@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shadowlab.services.context import RequestContext
+from shadowlab.services.registry import Services
 
 Handler = Callable[[RequestContext, Mapping[str, Any]], dict[str, Any]]
 
 
-def operation_table(services: Any) -> dict[str, Handler]:
-    """`services` is the composition root's `Services` (models, configs, endpoints, ...)."""
+def operation_table(services: Services) -> dict[str, Handler]:
     m, c, e, x, t = (
         services.models,
         services.configs,

@@ -108,11 +108,18 @@ SCRIPT = textwrap.dedent(
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def listing(uri):
+        # Until capture has stored its first file the bucket does not exist (NoSuchBucket) or
+        # holds nothing under the prefix: both exit 1, and both mean "not yet".
+        done = subprocess.run([*aws, "s3", "ls", uri, "--recursive"], capture_output=True,
+                              text=True, timeout=60)
+        return done.stdout if done.returncode == 0 else ""
+
     listed = cli("s3", "ls", "s3://team-models/", "--recursive")
     assert "iris/model.tar.gz" in listed and str(archive.stat().st_size) in listed, listed
     cli("s3", "cp", url, str(work / "downloaded.tar.gz"))
     assert (work / "downloaded.tar.gz").read_bytes() == archive.read_bytes()
-    captures = wait(lambda: cli("s3", "ls", "s3://team-captures/iris/", "--recursive"),
+    captures = wait(lambda: listing("s3://team-captures/iris/"),
                     lambda out: "/variant-1/" in out and "/shadow-1/" in out
                                 and ".jsonl" in out, timeout=30)
     key = next(line.split()[-1] for line in captures.splitlines()

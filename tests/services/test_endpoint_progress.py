@@ -108,11 +108,6 @@ def test_a_failed_update_rolls_back_to_what_ran_and_says_why(world: World) -> No
     assert "FailureReason" not in world.endpoint()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a rollback the endpoint still names (and later plans from) the configuration "
-    "that failed; SageMaker reverts to the configuration that runs",
-)
 def test_after_a_rollback_the_endpoint_names_the_configuration_it_runs(world: World) -> None:
     world.in_service_endpoint()
     _update_to(world, "config-2", 2)
@@ -120,6 +115,7 @@ def test_after_a_rollback_the_endpoint_names_the_configuration_it_runs(world: Wo
     world.hosting.fail("ep", "out of memory")
     world.tick(2)
     assert world.endpoint_status() == "InService"
+    assert world.endpoint()["EndpointConfigName"] == "config"
     # A weight change afterwards must keep running config's one instance, not config-2's two.
     world.services.endpoints.update_endpoint_weights_and_capacities(
         world.ctx,
@@ -131,6 +127,41 @@ def test_after_a_rollback_the_endpoint_names_the_configuration_it_runs(world: Wo
     world.tick()
     assert world.hosting.pending("ep").variants[0].instance_count == 1
     assert world.endpoint()["EndpointConfigName"] == "config"
+
+
+def test_a_rollback_restores_the_weights_and_capacities_that_run(world: World) -> None:
+    world.in_service_endpoint()
+    world.services.endpoints.update_endpoint_weights_and_capacities(
+        world.ctx,
+        {
+            "EndpointName": "ep",
+            "DesiredWeightsAndCapacities": [
+                {"VariantName": "variant-1", "DesiredInstanceCount": 3}
+            ],
+        },
+    )
+    world.converge()
+    # An UpdateEndpoint without RetainAllVariantProperties drops the override; it fails.
+    _update_to(world, "config-2", 2)
+    world.tick()
+    world.hosting.fail("ep", "out of memory")
+    world.tick(2)
+    described = world.endpoint()
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
+        "InService",
+        "config",
+    )
+    assert _variant(world)["DesiredInstanceCount"] == 3
+    world.services.endpoints.update_endpoint_weights_and_capacities(
+        world.ctx,
+        {
+            "EndpointName": "ep",
+            "DesiredWeightsAndCapacities": [{"VariantName": "variant-1", "DesiredWeight": 2.0}],
+        },
+    )
+    world.tick()
+    [variant] = world.hosting.pending("ep").variants
+    assert (variant.instance_count, variant.weight) == (3, 2.0)
 
 
 def test_a_rollback_that_fails_too_leaves_the_endpoint_failed(world: World) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus
@@ -73,6 +74,7 @@ class EndpointProgress:
             return
         if outcome.state is HostingState.READY:
             record.state["deployed"] = target.to_dict()
+            record.state["deployed_from"] = _planned_from(record)
             record.state["instances"] = dict(outcome.instances)
             reason = record.state.pop("rollback_reason", None)
             self._save(record, EndpointStatus.IN_SERVICE, reason)
@@ -87,6 +89,7 @@ class EndpointProgress:
         # An update failed: go back to what ran before, as SageMaker does, and say why.
         rollback = replace(previous)
         record.state["target"] = rollback.to_dict()
+        _restore_planned_from(record)
         record.state["rollback_reason"] = f"Update failed and was rolled back: {reason}"
         self._save(record, EndpointStatus.ROLLING_BACK)
 
@@ -103,3 +106,36 @@ class EndpointProgress:
         if dict(outcome.instances) != record.state.get("instances"):
             record.state["instances"] = dict(outcome.instances)
             self.store.update(record)
+
+
+def _planned_from(record: Record) -> dict[str, Any]:
+    """What the endpoint's target was planned from (its configuration, the weight/capacity
+    overrides, the holding experiment's shadows), kept with what runs so a rollback can restore
+    it: every later plan (UpdateEndpointWeightsAndCapacities, an experiment's step) starts there."""
+    return {
+        "parent": record.parent,
+        "config_name": record.document.get("EndpointConfigName"),
+        "overrides": dict(record.state.get("overrides", {})),
+        "experiment": dict(held) if (held := record.state.get("experiment")) else None,
+    }
+
+
+def _restore_planned_from(record: Record) -> None:
+    """After a failed update: the endpoint names the configuration that runs again, as
+    SageMaker's DescribeEndpoint does, and plans from what runs, not from what failed."""
+    before = record.state.get("deployed_from")
+    if before is None:  # stored before this was recorded: nothing better to restore
+        return
+    record.parent = before["parent"]
+    record.document["EndpointConfigName"] = before["config_name"]
+    if before["overrides"]:
+        record.state["overrides"] = before["overrides"]
+    else:
+        record.state.pop("overrides", None)
+    held = record.state.get("experiment")
+    if held:
+        # The claim stays (only its experiment lets go of it); its shadows are those that run.
+        ran = before["experiment"] or {}
+        same = ran.get("name") == held["name"]
+        held["shadows"] = ran.get("shadows", []) if same else []
+        held["data_storage"] = ran.get("data_storage") if same else None

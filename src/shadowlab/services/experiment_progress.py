@@ -259,9 +259,36 @@ class ExperimentProgress:
             self._save(record)
             return
         outcome = self._converged(ctx, record, generation)
-        if outcome is not None:
-            reason = None if outcome == "ok" else f"Stopping did not apply cleanly: {outcome}"
-            self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), reason)
+        if outcome is None:
+            return
+        failed = stop.get("failed")
+        if outcome != "ok" and failed is None and self._shadows_run(ctx, record):
+            # The endpoint rolled back to what ran during the experiment, its shadows included.
+            # Take them off before letting go of the endpoint, or they would keep running (and
+            # capturing) for an experiment that has ended.
+            stop["failed"] = outcome
+            stop["generation"] = self._retarget_with_shadows(ctx, record, False)
+            self._save(record)
+            return
+        reason = None
+        if failed is not None:
+            reason = f"Stopping did not apply cleanly: {failed}. " + (
+                "The shadow variants were removed in a follow-up deployment."
+                if outcome == "ok"
+                else f"Removing the shadow variants failed too: {outcome}"
+            )
+        elif outcome != "ok":
+            reason = f"Stopping did not apply cleanly: {outcome}"
+        self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), reason)
+
+    def _shadows_run(self, ctx: RequestContext, record: Record) -> bool:
+        """Whether the InService endpoint runs one of this experiment's shadow variants."""
+        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
+        deployed = deployed_of(endpoint)
+        if endpoint.status != EndpointStatus.IN_SERVICE.value or deployed is None:
+            return False
+        names = set(self._roles(record).sampling)
+        return any(v.name in names for v in deployed.shadows())
 
     def _apply_new_config(self, ctx: RequestContext, record: Record, plan: rules.StopPlan) -> int:
         """Promote/Retain: a new endpoint configuration, as SageMaker makes one, then update."""
@@ -329,23 +356,24 @@ class ExperimentProgress:
     def _finish(
         self, ctx: RequestContext, record: Record, status: ExperimentStatus, reason: str | None
     ) -> None:
-        actions = (record.state.get("stop") or {}).get("actions", {})
-        statuses = {}
-        for variant in record.document["ModelVariants"]:
-            action = actions.get(variant["VariantName"], "Remove")
-            statuses[variant["VariantName"]] = (
-                ModelVariantStatus.DELETED.value
-                if action == "Remove"
-                else ModelVariantStatus.IN_SERVICE.value
-            )
-        if status is ExperimentStatus.CANCELLED and not actions:
+        endpoint = self.store.get(
+            ctx.region, ResourceKind.ENDPOINT, record.document["EndpointName"]
+        )
+        deployed = deployed_of(endpoint) if endpoint is not None else None
+        if endpoint is not None and endpoint.status == EndpointStatus.IN_SERVICE.value and deployed:
+            # What the endpoint runs, not what the stop asked for: they differ when the stop's
+            # deployment was rolled back.
+            kept = {v.name for v in deployed.variants}
+        else:  # not InService (Failed: nothing runs, or still converging): what was asked for
+            actions = (record.state.get("stop") or {}).get("actions", {})
             source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
-            statuses = {
-                v["VariantName"]: ModelVariantStatus.IN_SERVICE.value
-                if v["VariantName"] == source
-                else ModelVariantStatus.DELETED.value
-                for v in record.document["ModelVariants"]
-            }
+            kept = {n for n, a in actions.items() if a != "Remove"} if actions else {source}
+        statuses = {
+            v["VariantName"]: ModelVariantStatus.IN_SERVICE.value
+            if v["VariantName"] in kept
+            else ModelVariantStatus.DELETED.value
+            for v in record.document["ModelVariants"]
+        }
         record.state["variant_statuses"] = statuses
         record.document["CompletionTime"] = self.clock.now()
         if reason:

@@ -7,6 +7,7 @@ answered, with the route's "too large" error, so the connection stays in step); 
 are capped; a client that pipelines deeply or reads slowly is paused rather than buffered for.
 Kept bodies are charged to one budget for all connections (`limits.Guard`) until answered; one
 that does not fit is discarded like one too large, and answered 503. Timeouts: `limits.sweep`.
+Refusals that end the connection (malformed or oversized heads, timeouts): `rejections`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import httptools
 
 from shadowlab.dataplane import wire
 from shadowlab.dataplane.limits import Guard
+from shadowlab.dataplane.rejections import (
+    HeadTooLarge,
+    parse_failed,
+    refuse_before_body,
+    reject,
+)
 from shadowlab.dataplane.request import (
     H_ACCEPT,
     H_AUTHORIZATION,
@@ -68,10 +75,6 @@ class Dispatcher(Protocol):
     def other_limit(self, req: Request) -> int:
         """The body limit of a request that is not an invocation (S3 uploads get more)."""
         ...
-
-
-class _HeadTooLarge(Exception):
-    pass
 
 
 class FrontConnection(asyncio.Protocol):
@@ -131,21 +134,9 @@ class FrontConnection(asyncio.Protocol):
                 elif big:  # began in this read: what httptools has handed over so far
                     self._head_bytes = head_size(req)
                 if self._head_bytes > MAX_HEADER_BYTES:
-                    raise _HeadTooLarge
-        except _HeadTooLarge:
-            self._reject(431, "Request header fields too large")
-        except httptools.HttpParserUpgrade:
-            # We speak no other protocol; answer what was parsed, then hang up.
-            self._stop_reading_then_close()
-        except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _HeadTooLarge):
-                self._reject(431, "Request header fields too large")
-            elif cause is not None:
-                log.error("data plane request callback failed", exc_info=cause)
-                self._reject(500, "Internal error")
-            else:
-                self._reject(400, f"Malformed HTTP request: {exc}")
+                    raise HeadTooLarge
+        except (HeadTooLarge, httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
+            parse_failed(self, exc)  # answers what it can, then closes (see rejections)
         finally:
             if big:
                 self._big_read = False
@@ -218,9 +209,9 @@ class FrontConnection(asyncio.Protocol):
         req = self.req
         assert req is not None
         if len(req.headers) > MAX_HEADERS or len(req.url) > MAX_HEADER_BYTES:
-            raise _HeadTooLarge
+            raise HeadTooLarge
         if self._big_read and head_size(req) > MAX_HEADER_BYTES:
-            raise _HeadTooLarge
+            raise HeadTooLarge
         req.method = method = self.parser.get_method()
         dispatcher = self.dispatcher
         path = req.url
@@ -255,12 +246,7 @@ class FrontConnection(asyncio.Protocol):
         if req.expect_continue and not self.pending and self.transport is not None:
             if req.too_large:
                 # The client is waiting for permission: refuse now instead of reading the body.
-                self.req = None
-                req.keep_alive = False
-                req.connection_header = CONNECTION_CLOSE
-                self.pending.append(req)
-                self._stop_reading_then_close()
-                self._dispatch(req)
+                refuse_before_body(self, req)
             else:
                 self.transport.write(_CONTINUE)
 
@@ -296,7 +282,7 @@ class FrontConnection(asyncio.Protocol):
         if len(pending) >= MAX_PIPELINE:
             self._paused_for_pipeline = True
             self._update_reading()
-        self._dispatch(req)
+        self.dispatch(req)
 
     # -- answering -------------------------------------------------------------------------
     def respond(self, req: Request, data: bytes | list[bytes], *, close: bool = False) -> None:
@@ -325,7 +311,7 @@ class FrontConnection(asyncio.Protocol):
             else:
                 transport.writelines(data)
             if req.close_after:
-                self._close()
+                self.close()
                 return
         if not pending:
             self.idle_at = self.dispatcher.loop.time()  # idle from now, not since the ask
@@ -333,9 +319,10 @@ class FrontConnection(asyncio.Protocol):
             self._paused_for_pipeline = False
             self._update_reading()
         if (self.draining or self.closing) and not pending and self.req is None:
-            self._close()
+            self.close()
 
-    def _dispatch(self, req: Request) -> None:
+    def dispatch(self, req: Request) -> None:
+        """Hand a complete request over to be answered (also by `rejections`)."""
         if req.over_budget:
             self.respond(req, self.guard.over_budget(req))
             return
@@ -351,26 +338,8 @@ class FrontConnection(asyncio.Protocol):
                 error = wire.text_response(500, "Internal error", CONNECTION_CLOSE)
                 self.respond(req, error, close=True)
 
-    def _reject(self, status: int, text: str) -> None:
-        """A protocol-level error: answer it after what is pending, then close."""
-        if self.req is not None:
-            self.guard.release(self.req)
-        self.req = None
-        req = Request(b"")
-        req.keep_alive = False
-        self.pending.append(req)
-        self._stop_reading_then_close()
-        self.respond(req, wire.text_response(status, text, CONNECTION_CLOSE), close=True)
-
-    def _stop_reading_then_close(self) -> None:
-        self.closing = True
-        self.reading_paused = True
-        if self.transport is not None and not self.lost:
-            self.transport.pause_reading()
-        if not self.pending:
-            self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close now, releasing what is still pending (answered first where it must be)."""
         self.closing = True
         for req in self.pending:
             self.guard.release(req)
@@ -395,15 +364,15 @@ class FrontConnection(asyncio.Protocol):
         have been written: it is still being read), after what is pending; then close."""
         self.mark_req = None  # so that a half-received body is freed right here
         if self.req is not None:
-            self._reject(408, "Request timeout")
+            reject(self, 408, "Request timeout")
         else:
-            self._close()
+            self.close()
 
     def close_when_idle(self) -> None:
         """For shutdown: finish what is pending, then close."""
         self.draining = True
         if not self.pending and self.req is None:
-            self._close()
+            self.close()
 
     def abort(self) -> None:
         if self.transport is not None:

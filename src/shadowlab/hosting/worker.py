@@ -13,8 +13,8 @@ asks to die with `--parent-pid`, and lowers its resource limits.
 
 Predictions run one at a time, as in one SageMaker model server worker. While a model is fast
 they run inline on the event loop (a thread hop would cost more than the prediction); once they
-take longer than INLINE_BUDGET they move to one dedicated thread, so `/ping` and request parsing
-stay responsive during long predictions.
+take longer than INLINE_BUDGET they move to one dedicated thread (`predictthread`), so `/ping`
+and request parsing stay responsive during long predictions.
 
 No work is done for nobody: the queue in front of that thread is bounded (`max_queue`, from
 `SHADOWLAB_WORKER_MAX_QUEUE`, default 100 as the MMS model server's job queue); a request that
@@ -35,10 +35,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
 
 import uvloop
 
@@ -51,6 +48,7 @@ from shadowlab.hosting.httpserver import (
     render_stream_head,
 )
 from shadowlab.hosting.isolation import apply_limits, die_with_parent, run_as
+from shadowlab.hosting.predictthread import PredictionThread
 from shadowlab.hosting.runtime import (
     CUSTOM_ATTRIBUTES,
     InvocationError,
@@ -113,8 +111,7 @@ class ModelServer:
         self.runtime = runtime
         self.loop = loop
         self.max_queue = max_queue
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-        self.in_thread = 0  # predictions handed to the thread and not yet done
+        self.thread = PredictionThread(loop)
         self.mean_seconds = 0.0
         self.counters = WorkerCounters()
 
@@ -125,31 +122,24 @@ class ModelServer:
                 return self._error(request, 405, "use POST /invocations")
             self.counters.received += 1
             deadline = _deadline(request)
-            if self.in_thread or self.mean_seconds > INLINE_BUDGET:
-                if self.in_thread >= self.max_queue:
+            thread = self.thread
+            if thread.busy or self.mean_seconds > INLINE_BUDGET:
+                if thread.busy >= self.max_queue:
                     self.counters.rejected += 1
                     message = f"the model server's queue is full ({self.max_queue} requests)"
                     return self._error(request, 503, message, _SHED_QUEUE_FULL)
-                # Queue behind the thread's work so predictions never overlap. The answer is
-                # its own future: a streamed one is handed over while the thread still runs
-                # the model's generator (which is the prediction, so it holds the thread).
-                self.in_thread += 1
-                answer: asyncio.Future[Answer] = self.loop.create_future()
-                work = self.loop.run_in_executor(
-                    self.executor, self._in_thread, request, deadline, answer
-                )
-                work.add_done_callback(lambda done: self._thread_done(done, answer))
-                return answer
+                # Queue behind the thread's work so predictions never overlap.
+                return thread.submit(self._invoke, request, deadline)
             result = self._invoke(request, deadline)
             if isinstance(result, StreamedResponse):
-                self._pump_from_loop(result)
+                thread.pump(result)
             return result
         if path == b"/ping":
             if method not in (b"GET", b"HEAD"):
                 return self._error(request, 405, "use GET /ping")
             return render(200, keep_alive=request.keep_alive, http10=request.http10)
         if path == b"/shadowlab/worker" and method == b"GET":
-            counters = {**self.counters.as_dict(), "queued": self.in_thread, "pid": os.getpid()}
+            counters = {**self.counters.as_dict(), "queued": self.thread.busy, "pid": os.getpid()}
             body = json.dumps(counters).encode()
             return render(
                 200,
@@ -161,41 +151,6 @@ class ModelServer:
         return self._error(
             request, 404, "only /ping, /invocations and GET /shadowlab/worker are served"
         )
-
-    def _in_thread(
-        self, request: Request, deadline: float | None, answer: asyncio.Future[Answer]
-    ) -> None:
-        result = self._invoke(request, deadline)
-        self.loop.call_soon_threadsafe(_settle, answer, result)
-        if isinstance(result, StreamedResponse):
-            if isinstance(result.output.items, AsyncIterator):
-                self.loop.call_soon_threadsafe(result.start_async)
-            else:
-                result.pump_in_thread(self.loop)
-
-    def _thread_done(self, work: asyncio.Future[None], answer: asyncio.Future[Answer]) -> None:
-        self.in_thread -= 1
-        if answer.done():
-            return
-        if work.cancelled():
-            answer.cancel()
-        elif work.exception() is not None:
-            answer.set_exception(cast(BaseException, work.exception()))
-
-    def _pump_from_loop(self, response: StreamedResponse) -> None:
-        """A streamed answer produced on the loop (the fast path): its pieces are produced in
-        the prediction thread (sync) or as a task (async), never by blocking the loop."""
-        if isinstance(response.output.items, AsyncIterator):
-            response.start_async()
-            return
-        self.in_thread += 1
-        work = self.loop.run_in_executor(self.executor, response.pump_in_thread, self.loop)
-        work.add_done_callback(self._pump_done)
-
-    def _pump_done(self, work: asyncio.Future[None]) -> None:
-        self.in_thread -= 1
-        if not work.cancelled() and work.exception() is not None:
-            log.error("streaming an answer failed", exc_info=work.exception())
 
     def _invoke(self, request: Request, deadline: float | None) -> Answer:
         # Checked when the model is about to run, which is after any wait in the queue.
@@ -265,11 +220,6 @@ class ModelServer:
         )
 
 
-def _settle(answer: asyncio.Future[Answer], result: Answer) -> None:
-    if not answer.done():
-        answer.set_result(result)
-
-
 def _deadline(request: Request) -> float | None:
     """The monotonic time after which nobody waits for this answer, if the caller said."""
     raw = request.header(_TIMEOUT_HEADER)
@@ -322,7 +272,7 @@ async def serve(
         while connections and loop.time() < deadline:
             await asyncio.sleep(0.02)
         await server.wait_closed()
-        app.executor.shutdown(wait=False, cancel_futures=True)
+        app.thread.shutdown()
         log.info("stopped")
 
 

@@ -307,3 +307,18 @@ def test_with_credentials_and_unsigned_access_a_signature_given_must_hold(tmp_pa
         assert (status, code) == (403, "InvalidSignatureException")
     finally:
         proc.stop()
+
+
+def test_the_skew_allowance_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = ServerProcess(
+        data_dir=tmp_path / "data", extra_env={"SHADOWLAB_AUTH_MAX_SKEW": "60"}
+    ).start()
+    try:
+        assert client(proc, "sagemaker").list_models()["Models"] == []
+        five_minutes_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
+        monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: five_minutes_ago)
+        status, code, message = refused(list_models, client(proc, "sagemaker"))
+    finally:
+        proc.stop()
+    assert (status, code) == (403, "InvalidSignatureException")
+    assert message.startswith("Signature expired: ") and message.endswith(" - 1 min.)")

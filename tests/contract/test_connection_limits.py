@@ -25,6 +25,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "SHADOWLAB_HEAD_TIMEOUT": "1",
         "SHADOWLAB_MAX_CONNECTIONS": str(CAP),
         "SHADOWLAB_MAX_BUFFERED_BODY_BYTES": str(64 * 1024),
+        "SHADOWLAB_KEEPALIVE_TIMEOUT": "1",
+        "SHADOWLAB_BODY_TIMEOUT": "1",
+        "SHADOWLAB_BODY_MIN_RATE": "1000",
     }
     proc = ServerProcess(data_dir=root / "data", extra_env=env).start()
     yield proc
@@ -91,3 +94,27 @@ def test_a_body_beyond_the_buffer_budget_gets_503(server: ServerProcess) -> None
         )
         assert sock.recv(65536).startswith(b"HTTP/1.1 503 ")
     assert connections(server)["body_budget_rejections"] == before + 1
+
+
+def test_an_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
+    before = connections(server)["idle_closed"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        answer = read_until_closed(sock)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert waited < 4.0, waited  # 1 s idle, plus the sweep's granularity
+    assert connections(server)["idle_closed"] == before + 1
+
+
+def test_a_body_slower_than_the_minimum_rate_gets_408(server: ServerProcess) -> None:
+    before = connections(server)["body_timeouts"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /endpoints/any/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 10000\r\n\r\n" + b"x" * 100
+        )
+        answer = read_until_closed(sock)  # 100 bytes in the first second: under 1000 B/s
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert connections(server)["body_timeouts"] == before + 1

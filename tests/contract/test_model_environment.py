@@ -30,7 +30,9 @@ ENV_INFERENCE = textwrap.dedent(
 
 
     def transform_fn(model, data, content_type, accept):
-        return json.dumps(dict(os.environ)), "application/json"
+        with open("/proc/self/limits") as limits:
+            seen = {**os.environ, "__limits__": limits.read()}
+        return json.dumps(seen), "application/json"
     """
 )
 
@@ -40,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("environment")
     extra = {
         "SHADOWLAB_ARTIFACT_MAX_BYTES": "10000000",  # 10 MB, so a small bomb trips it
+        "SHADOWLAB_WORKER_MAX_OPEN_FILES": "1234",
         "SHADOWLAB_TEST_SECRET": SECRET,
         "AWS_SESSION_TOKEN": SECRET,
     }
@@ -123,6 +126,9 @@ def test_workers_see_their_environment_not_the_servers(
     runtime = server.client("sagemaker-runtime")
     response = runtime.invoke_endpoint(EndpointName=endpoint, Body=b"{}")
     seen = json.loads(response["Body"].read())
+    limits = seen.pop("__limits__")
+    open_files = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert open_files.split()[3:5] == ["1234", "1234"], open_files  # soft and hard
     assert seen["GREETING"] == "hi"
     assert SECRET not in json.dumps(seen)
     assert not [k for k in seen if k.startswith("AWS_") or k == "SHADOWLAB_DATABASE_URL"]

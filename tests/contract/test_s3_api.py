@@ -31,7 +31,8 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("s3api")
-    env = {"SHADOWLAB_CAPTURE_FILE_SECONDS": "0.3"}
+    # S3 bodies up to 20 MB here (default 64 MiB): multipart's 8 MB parts fit, 25 MB does not.
+    env = {"SHADOWLAB_CAPTURE_FILE_SECONDS": "0.3", "SHADOWLAB_S3_MAX_BODY_BYTES": "20000000"}
     proc = ServerProcess(data_dir=root / "data", hosting="process", extra_env=env)
     yield proc.start()
     proc.stop()
@@ -386,11 +387,14 @@ def test_a_put_cut_off_mid_body_leaves_nothing(s3: Any, server: ServerProcess) -
     assert list((root / ".shadowlab" / "tmp").iterdir()) == []
 
 
-def test_a_body_over_the_limit_is_entity_too_large(s3: Any, server: ServerProcess) -> None:
+@pytest.mark.parametrize("size", [1_000_000_000, 25_000_000])
+def test_a_body_over_the_limit_is_entity_too_large(
+    s3: Any, server: ServerProcess, size: int
+) -> None:
     name = bucket(s3)
     head = (
         f"PUT /{name}/huge HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        "Expect: 100-continue\r\nContent-Length: 1000000000\r\n\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {size}\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head.encode())  # refused before a byte of the body is sent

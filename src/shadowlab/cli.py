@@ -72,11 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
         )
         from shadowlab.auth import CredentialsError
+        from shadowlab.hosting.isolation import WorkerUserError
         from shadowlab.server import serve
 
         try:
             return serve(settings)
-        except CredentialsError as exc:
+        except (CredentialsError, WorkerUserError) as exc:
             print(f"shadowlab serve: {exc}", file=sys.stderr)
             return 2
     if args.command == "captures":

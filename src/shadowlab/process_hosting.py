@@ -29,7 +29,8 @@ from typing import Any
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError
 from shadowlab.dataplane.routing import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
 from shadowlab.hosting.artifacts import ArtifactError, ArtifactLimits, prepare_model_dir
-from shadowlab.hosting.isolation import ResolvedUser, WorkerIsolation, resolve_user
+from shadowlab.hosting.isolation import ResolvedUser, WorkerIsolation, check_worker_user
+from shadowlab.hosting.process import worker_python_path
 from shadowlab.hosting.supervisor import VariantInstances, WorkerSpec, WorkerStartError
 from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE, UpstreamHosts
 from shadowlab.services.deployments import (
@@ -93,7 +94,7 @@ class ProcessHosting:
         self.s3_client_factory = s3_client_factory
         self.isolation = isolation or WorkerIsolation()
         # Checked now: a server that cannot run workers as asked must not start at all.
-        self.worker_user = resolve_user(self.isolation.user)
+        self.worker_user = check_worker_user(self.isolation.user, worker_python_path())
         self.artifact_limits = artifact_limits or ArtifactLimits()
         self.upstream_hosts = upstream_hosts
         self._endpoints: dict[str, _Endpoint] = {}

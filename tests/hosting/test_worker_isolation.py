@@ -254,37 +254,44 @@ def test_an_unknown_worker_user_fails_the_start(probe_dir: Path, tmp_path: Path)
     assert resolve_user(str(os.geteuid())) is None  # the server's own user: nothing to switch
 
 
-def _nobody_can_run_workers() -> str | None:
-    """Why workers cannot run as `nobody` here, or None when they can."""
-    if os.geteuid() != 0:
-        return "the server must run as root to switch users"
-    try:
-        resolve_user("nobody")
-    except ValueError:
-        return "no user nobody"
-    source = str(Path(__file__).resolve().parents[2] / "src")
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", "import shadowlab.hosting.worker"],
-            user="nobody",
-            extra_groups=[],
-            env={"PYTHONPATH": source, "PATH": os.defpath},
-            cwd="/",
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError as exc:
-        return f"nobody cannot run {sys.executable}: {exc}"
-    if result.returncode != 0:
-        return f"nobody cannot import the worker: {result.stderr[-300:]!r}"
-    return None
+def _serve_as(user: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`shadowlab serve --worker-user USER`, expected to refuse before it binds anything."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
+    serve = [sys.executable, "-m", "shadowlab", "serve", "--allow-unsigned", "--port", "0"]
+    return subprocess.run(
+        [*serve, "--data-dir", str(tmp_path / "data"), "--worker-user", user],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
+def test_serve_refuses_a_worker_user_that_does_not_exist(tmp_path: Path) -> None:
+    refused = _serve_as("no-such-user-shadowlab", tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "shadowlab serve: worker user 'no-such-user-shadowlab' does not exist"
+    )
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def test_workers_run_as_the_worker_user(tmp_path: Path) -> None:
-    reason = _nobody_can_run_workers()
-    if reason is not None:
-        pytest.skip(reason)
+    from shadowlab.hosting.isolation import WorkerUserError, check_worker_user
+    from shadowlab.hosting.process import worker_python_path
+
+    try:
+        check_worker_user("nobody", worker_python_path())
+    except WorkerUserError as exc:
+        # This machine's Python is not readable by nobody (under root's home, say): serve must
+        # say so at start-up, in one line, instead of starting workers that fail later.
+        refused = _serve_as("nobody", tmp_path)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines()[-1] == f"shadowlab serve: {exc}"
+        assert str(exc).startswith("workers cannot run as 'nobody': ")
+        return
     # Under /tmp itself: pytest's own temporary directories are private to root.
     root = Path(tempfile.mkdtemp(prefix="shadowlab-user-"))
     try:

@@ -19,6 +19,7 @@ import logging
 import os
 import pwd
 import resource
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ __all__ = [
     "ORPHANED_EXIT",
     "ResolvedUser",
     "WorkerIsolation",
+    "WorkerUserError",
     "apply_limits",
+    "check_worker_user",
     "die_with_parent",
     "resolve_user",
     "run_as",
@@ -96,6 +99,10 @@ class ResolvedUser:
     home: str
 
 
+class WorkerUserError(ValueError):
+    """Workers cannot run as the configured user; the message says why, in one line."""
+
+
 def resolve_user(name: str | None) -> ResolvedUser | None:
     """The account workers run as, or None to run them as the server's own user.
 
@@ -106,15 +113,51 @@ def resolve_user(name: str | None) -> ResolvedUser | None:
     try:
         entry = pwd.getpwnam(name) if not name.isdigit() else pwd.getpwuid(int(name))
     except KeyError:
-        raise ValueError(f"worker user {name!r} does not exist") from None
+        raise WorkerUserError(f"worker user {name!r} does not exist") from None
     if entry.pw_uid == os.geteuid():
         return None
     if os.geteuid() != 0:
-        raise ValueError(
+        raise WorkerUserError(
             f"cannot run workers as {name!r}: the server runs as uid {os.geteuid()}, and only "
             "root can start processes as another user"
         )
     return ResolvedUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def check_worker_user(name: str | None, python_path: str | None) -> ResolvedUser | None:
+    """`resolve_user`, then proof that the user can run this Python and import the worker.
+
+    A worker starts as root and switches user before any model code runs, but every import
+    after that (the standard library's lazy ones included) reads files as the new user: with
+    Python installed under root's home, say, it would fail on its first request with an
+    error far from the cause. One trial run at start-up names the cause instead."""
+    user = resolve_user(name)
+    if user is None:
+        return None
+    env = {"PATH": os.defpath, **({"PYTHONPATH": python_path} if python_path else {})}
+    trial = [sys.executable, "-c", "import encodings.idna, shadowlab.hosting.worker"]
+    cannot = f"workers cannot run as {user.name!r}"
+    try:
+        result = subprocess.run(
+            trial,
+            user=user.uid,
+            group=user.gid,
+            extra_groups=[],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as exc:
+        raise WorkerUserError(
+            f"{cannot}: that user cannot run {sys.executable} ({exc.strerror}); install Python "
+            "where it can read it, or run without --worker-user"
+        ) from None
+    if result.returncode != 0:
+        last = (result.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+        raise WorkerUserError(f"{cannot}: importing the worker as that user failed: {last}")
+    return user
 
 
 def worker_environment(

@@ -45,6 +45,11 @@ _SOURCE_ROOT = Path(shadowlab.__file__).resolve().parent.parent
 _EXTRA_PATH = None if _SOURCE_ROOT.name in ("site-packages", "dist-packages") else str(_SOURCE_ROOT)
 
 
+def worker_python_path() -> str | None:
+    """The PYTHONPATH workers get to find `shadowlab` (None: an installed copy needs none)."""
+    return _EXTRA_PATH
+
+
 class WorkerStartError(Exception):
     """A worker did not come up; `reason` is the worker's own account when it gave one."""
 

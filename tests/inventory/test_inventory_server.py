@@ -264,9 +264,16 @@ def test_every_column_matches_describe_in_every_state(lab: Lab) -> None:
     assert rows[lab.names["created"]]["tags"] == {"team": "search"}
 
 
+# One engine's tests ask for that engine's server alone (the fixture is parametrized over both).
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "lab", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+# The command reads the route, which test_route_serves_the_view checks on both engines.
+SQLITE_ONLY = pytest.mark.parametrize("lab", ["sqlite"], indirect=True)
+
+
+@POSTGRES_ONLY
 def test_postgres_column_types_and_hstore(lab: Lab) -> None:
-    if lab.kind != "postgres":
-        pytest.skip("PostgreSQL types")
     import psycopg
 
     url = lab.server.database_url
@@ -315,15 +322,13 @@ def test_route_serves_the_view(lab: Lab) -> None:
 
 
 def _cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    if lab.kind != "sqlite":
-        # The command reads the route, which the test above checks on both engines.
-        pytest.skip("the CLI talks HTTP; one engine is enough")
     command = [sys.executable, "-m", "shadowlab", "inventory", *args]
     command += ["--endpoint-url", lab.server.url]
     env = {**os.environ, **CREDENTIALS, "AWS_DEFAULT_REGION": REGION}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
 
 
+@SQLITE_ONLY
 def test_cli_exports_round_trip(lab: Lab) -> None:
     as_json = _cli(lab, "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
@@ -347,6 +352,7 @@ def test_cli_exports_round_trip(lab: Lab) -> None:
     assert [json.loads(line)["name"] for line in tagged.stdout.splitlines()] == [lab.names["done"]]
 
 
+@SQLITE_ONLY
 def test_cli_tag_compliance(lab: Lab) -> None:
     failing = _cli(lab, "--require-tags", "team,owner")
     assert failing.returncode == 1, failing.stderr
@@ -360,9 +366,8 @@ def test_cli_tag_compliance(lab: Lab) -> None:
     assert passing.stdout == ""
 
 
+@SQLITE_ONLY
 def test_cli_errors_exit_2(lab: Lab) -> None:
-    if lab.kind != "sqlite":
-        pytest.skip("the CLI talks HTTP; one engine is enough")
     reserved = _cli(lab, "--require-tags", "aws:cloudformation:stack-name")
     assert reserved.returncode == 2 and reserved.stderr.count("\n") == 1
     bad_tag = _cli(lab, "--tag", "novalue")

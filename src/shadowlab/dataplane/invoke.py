@@ -31,7 +31,7 @@ from shadowlab.dataplane.observer import (
 )
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.request import Request
-from shadowlab.dataplane.routing import DEFAULT_REGION, RoutingTable
+from shadowlab.dataplane.routing import DEFAULT_REGION, CompiledRoute, RoutingTable, VariantRoute
 from shadowlab.dataplane.stats import VariantStats, by_endpoint_variant
 from shadowlab.dataplane.upstream import Exchange, Failure
 from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, ServiceUnavailable
@@ -117,55 +117,11 @@ class Invoker:
     def invoke(self, conn: FrontConnection, req: Request) -> None:
         arrived = time.perf_counter()
         request_id = self._request_ids.next()
-        routing = self.routing
-        if routing.version != self._routing_version:
-            # Routes changed since we last looked: let pools of vanished instances drain away.
-            self._routing_version = routing.version
-            self.client.retain_only(routing.addresses())
-        raw_name = req.endpoint or b""
-        name = raw_name.decode("latin-1")
-        if b"%" in raw_name:
-            name = unquote(name)
-        if req.too_large:
-            self._fail(conn, req, request_id, _body_too_large())
+        resolved = self.resolve(req, req.endpoint or b"")
+        if isinstance(resolved, ServiceError):
+            self._fail(conn, req, request_id, resolved)
             return
-        region = region_of(req.authorization, self.default_region)
-        route = routing.lookup(name, region)
-        if route is None:
-            message = f"Endpoint {name} of account {self.account_id} not found."
-            self._fail(conn, req, request_id, RuntimeValidationError(message))
-            return
-
-        target = req.target_variant
-        if target is not None:
-            variant = route.by_name.get(target.decode("latin-1"))
-            if variant is None:
-                message = (
-                    f"Variant {target.decode('latin-1')} not found "
-                    f"for Endpoint {name} of account {self.account_id}."
-                )
-                self._fail(conn, req, request_id, RuntimeValidationError(message))
-                return
-        else:
-            variant = route.choose()
-            if variant is None:
-                message = f"Endpoint {name} has no production variant to route to."
-                self._fail(conn, req, request_id, ServiceUnavailable(message))
-                return
-
-        key = (region, name, variant.name)
-        stats = self.stats.get(key)
-        if stats is None:
-            stats = self.stats[key] = VariantStats(region, name, variant.name)
-        stats.invocations += 1
-        if not variant.instances:
-            stats.unavailable += 1
-            message = (
-                f"Variant {variant.name} of endpoint {name} has no instance in service. "
-                "Try again later."
-            )
-            self._fail(conn, req, request_id, ServiceUnavailable(message))
-            return
+        region, name, route, variant, stats = resolved
 
         on_done = self._answered
         if variant.max_concurrency:
@@ -222,6 +178,54 @@ class Invoker:
         # Copies go after the production request is on its way, and never hold it up.
         if route.shadows:
             self.mirror.copy(region, name, route.shadows, header_block, body, event)
+
+    def resolve(
+        self, req: Request, raw_name: bytes
+    ) -> tuple[str, str, CompiledRoute, VariantRoute, VariantStats] | ServiceError:
+        """Where an invocation of endpoint `raw_name` (as in the path) goes: its region, name,
+        route, production variant and that variant's counters (the invocation counted), or the
+        runtime error that answers it instead. Shared by InvokeEndpoint and its streaming twin.
+        """
+        routing = self.routing
+        if routing.version != self._routing_version:
+            # Routes changed since we last looked: let pools of vanished instances drain away.
+            self._routing_version = routing.version
+            self.client.retain_only(routing.addresses())
+        name = raw_name.decode("latin-1")
+        if b"%" in raw_name:
+            name = unquote(name)
+        if req.too_large:
+            return _body_too_large()
+        region = region_of(req.authorization, self.default_region)
+        route = routing.lookup(name, region)
+        if route is None:
+            return RuntimeValidationError(
+                f"Endpoint {name} of account {self.account_id} not found."
+            )
+        target = req.target_variant
+        if target is not None:
+            variant = route.by_name.get(target.decode("latin-1"))
+            if variant is None:
+                return RuntimeValidationError(
+                    f"Variant {target.decode('latin-1')} not found "
+                    f"for Endpoint {name} of account {self.account_id}."
+                )
+        else:
+            variant = route.choose()
+            if variant is None:
+                return ServiceUnavailable(f"Endpoint {name} has no production variant to route to.")
+        key = (region, name, variant.name)
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = VariantStats(region, name, variant.name)
+        stats.invocations += 1
+        if not variant.instances:
+            stats.unavailable += 1
+            return ServiceUnavailable(
+                f"Variant {variant.name} of endpoint {name} has no instance in service. "
+                "Try again later."
+            )
+        return region, name, route, variant, stats
 
     def _admit(self, stats: VariantStats, limit: int) -> bool:
         """Count a request in at a serverless variant unless `limit` are in flight there (the

@@ -35,9 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import unquote
 
-from shadowlab.awsprotocol.scope import region_of
 from shadowlab.dataplane import eventstream, wire
 from shadowlab.dataplane.http1 import FrontConnection
 
@@ -45,7 +43,6 @@ from shadowlab.dataplane.http1 import FrontConnection
 # module stays as it is, since every line there runs per InvokeEndpoint.
 from shadowlab.dataplane.invoke import (
     Invoker,
-    _body_too_large,
     _Call,
     _throttled,
 )
@@ -53,7 +50,7 @@ from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.stats import VariantStats
 from shadowlab.dataplane.upstream import Exchange, Failure
-from shadowlab.errors import RuntimeValidationError, ServiceError, ServiceUnavailable
+from shadowlab.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -181,51 +178,11 @@ class StreamInvoker:
         arrived = time.perf_counter()
         inv = self.invoker
         request_id = inv._request_ids.next()
-        routing = inv.routing
-        if routing.version != inv._routing_version:
-            inv._routing_version = routing.version
-            inv.client.retain_only(routing.addresses())
-        name = raw_name.decode("latin-1")
-        if b"%" in raw_name:
-            name = unquote(name)
-        if req.too_large:
-            self._fail(conn, req, request_id, _body_too_large())
+        resolved = inv.resolve(req, raw_name)
+        if isinstance(resolved, ServiceError):
+            self._fail(conn, req, request_id, resolved)
             return
-        region = region_of(req.authorization, inv.default_region)
-        route = routing.lookup(name, region)
-        if route is None:
-            message = f"Endpoint {name} of account {inv.account_id} not found."
-            self._fail(conn, req, request_id, RuntimeValidationError(message))
-            return
-        target = req.target_variant
-        if target is not None:
-            variant = route.by_name.get(target.decode("latin-1"))
-            if variant is None:
-                message = (
-                    f"Variant {target.decode('latin-1')} not found "
-                    f"for Endpoint {name} of account {inv.account_id}."
-                )
-                self._fail(conn, req, request_id, RuntimeValidationError(message))
-                return
-        else:
-            variant = route.choose()
-            if variant is None:
-                message = f"Endpoint {name} has no production variant to route to."
-                self._fail(conn, req, request_id, ServiceUnavailable(message))
-                return
-        key = (region, name, variant.name)
-        stats = inv.stats.get(key)
-        if stats is None:
-            stats = inv.stats[key] = VariantStats(region, name, variant.name)
-        stats.invocations += 1
-        if not variant.instances:
-            stats.unavailable += 1
-            message = (
-                f"Variant {variant.name} of endpoint {name} has no instance in service. "
-                "Try again later."
-            )
-            self._fail(conn, req, request_id, ServiceUnavailable(message))
-            return
+        region, name, route, variant, stats = resolved
 
         limited = False
         if variant.max_concurrency:  # serverless: streams count against MaxConcurrency too

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.serverproc import ServerProcess, signed_urlopen
+from tests.sockets import read_until_closed
 
 CAP = 16
 
@@ -37,17 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def connections(server: ServerProcess) -> dict[str, Any]:
     with signed_urlopen(server.url + "/shadowlab/stats", timeout=10) as reply:
         return dict(json.loads(reply.read())["connections"])
-
-
-def read_until_closed(sock: socket.socket, limit_s: float = 10.0) -> bytes:
-    data = b""
-    sock.settimeout(limit_s)
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
 
 
 def test_a_head_that_never_completes_gets_408_within_the_timeout(server: ServerProcess) -> None:

@@ -21,6 +21,7 @@ from shadowlab.dataplane.limits import ConnectionLimits, Guard
 from shadowlab.dataplane.request import Request
 from tests.dataplane.harness import DataPlaneThread
 from tests.dataplane.test_http1 import make_app, read_responses
+from tests.sockets import read_until_closed
 
 KiB, MiB = 1024, 1024 * 1024
 TIMEOUT = 0.5
@@ -45,18 +46,6 @@ def plane(start_dataplane: Callable[..., DataPlaneThread]) -> DataPlaneThread:
 
 def connect(plane: DataPlaneThread) -> socket.socket:
     return socket.create_connection(("127.0.0.1", plane.port), timeout=10)
-
-
-def read_until_closed(sock: socket.socket, limit_s: float = 10.0) -> bytes:
-    """Everything the server sends until it closes (a reset counts as closed)."""
-    data = b""
-    sock.settimeout(limit_s)
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
 
 
 def stats(plane: DataPlaneThread) -> dict[str, int]:

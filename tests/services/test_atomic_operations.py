@@ -28,9 +28,9 @@ from shadowlab.services.deployments import ImmediateHosting
 from shadowlab.settings import Settings
 from shadowlab.store import Record, Store
 from tests.conftest import DATABASES, PG_URL, fresh_database_url
+from tests.services.harness import ROLE, experiment_request
 
 REGION = "us-east-1"
-ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
 CONTAINER = {"Image": "sklearn:latest", "ModelDataUrl": "s3://models/demo/model.tar.gz"}
 WRITES = ("insert", "update", "delete", "put_tags", "delete_tags")
 
@@ -115,37 +115,6 @@ def in_service_endpoint(app: Application, ctx: RequestContext) -> str:
     )
     settle(app, lambda: status_of(app, ResourceKind.ENDPOINT, "ep") == "InService")
     return "ep"
-
-
-def experiment_request(name: str, *, start_in: float | None = None) -> dict[str, Any]:
-    def variant(model: str, name: str) -> dict[str, Any]:
-        config = {"InstanceType": "ml.m5.large", "InstanceCount": 1}
-        return {
-            "ModelName": model,
-            "VariantName": name,
-            "InfrastructureConfig": {
-                "InfrastructureType": "RealTimeInference",
-                "RealTimeInferenceConfig": config,
-            },
-        }
-
-    request: dict[str, Any] = {
-        "Name": name,
-        "Type": "ShadowMode",
-        "RoleArn": ROLE,
-        "EndpointName": "ep",
-        "ModelVariants": [variant("prod", "variant-1"), variant("candidate", "shadow-1")],
-        "ShadowModeConfig": {
-            "SourceModelVariantName": "variant-1",
-            "ShadowModelVariants": [
-                {"ShadowModelVariantName": "shadow-1", "SamplingPercentage": 50}
-            ],
-        },
-        "Tags": [{"Key": "team", "Value": "ml"}],
-    }
-    if start_in is not None:
-        request["Schedule"] = {"StartTime": time.time() + start_in}
-    return request
 
 
 def experiment_arn(app: Application, name: str) -> str:

@@ -44,12 +44,12 @@ from shadowlab.process_hosting import ProcessHosting
 from shadowlab.runtime import Runtime
 from shadowlab.s3api import S3Front, S3Handler
 from shadowlab.services.context import Clock
-from shadowlab.services.deployments import Hosting, ImmediateHosting
 from shadowlab.services.endpoint_configs import EndpointConfigService
 from shadowlab.services.endpoint_progress import EndpointProgress
 from shadowlab.services.endpoints import EndpointService
 from shadowlab.services.experiment_progress import ExperimentProgress
 from shadowlab.services.experiments import ExperimentService
+from shadowlab.services.hosting import Hosting, ImmediateHosting
 from shadowlab.services.judging import Judge
 from shadowlab.services.models import ModelService
 from shadowlab.services.reconciler import Reconciler

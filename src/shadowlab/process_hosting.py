@@ -28,18 +28,13 @@ from typing import Any
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError
 from shadowlab.dataplane.routing import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
+from shadowlab.domain.deployments import EndpointDeployment, Role, VariantDeployment
 from shadowlab.hosting.artifacts import ArtifactError, ArtifactLimits, prepare_model_dir
 from shadowlab.hosting.isolation import ResolvedUser, WorkerIsolation, check_worker_user
 from shadowlab.hosting.process import worker_python_path
 from shadowlab.hosting.supervisor import VariantInstances, WorkerSpec, WorkerStartError
 from shadowlab.hosting.upstream import UPSTREAM_URL_VARIABLE, UpstreamHosts
-from shadowlab.services.deployments import (
-    EndpointDeployment,
-    HostingState,
-    HostingStatus,
-    Role,
-    VariantDeployment,
-)
+from shadowlab.services.hosting import HostingState, HostingStatus
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from shadowlab.dataplane import DataPlaneServer, RoutingTable
 from shadowlab.metrics import MetricsService
 from shadowlab.process_hosting import ProcessHosting
 from shadowlab.s3api import S3Front
-from shadowlab.services.deployments import Hosting
+from shadowlab.services.hosting import Hosting
 from shadowlab.settings import Settings
 
 

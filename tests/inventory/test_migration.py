@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
+from shadowlab.domain.experiment_state import ExperimentState
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.store import Record, Store
 from shadowlab.store.inventory import read_rows
@@ -52,7 +53,8 @@ def _experiment(store: Store, name: str) -> None:
         "ShadowModeConfig": {"SourceModelVariantName": "v"},
     }
     kind = ResourceKind.INFERENCE_EXPERIMENT
-    store.insert(Record("us-east-1", kind, name, arn, 1.0, 1.0, document, status="Created"))
+    state = ExperimentState()
+    store.insert(Record("us-east-1", kind, name, arn, 1.0, 1.0, document, "Created", state=state))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -16,17 +16,13 @@ from typing import Any
 
 from shadowlab.app import Application
 from shadowlab.composition import build_control_plane
-from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.deployments import EndpointDeployment
+from shadowlab.domain.endpoint_state import EndpointState
 from shadowlab.services.context import Clock, RequestContext
-from shadowlab.services.deployments import (
-    EndpointDeployment,
-    Hosting,
-    HostingState,
-    HostingStatus,
-)
+from shadowlab.services.hosting import Hosting, HostingState, HostingStatus
 from shadowlab.services.judging import Judge
 from shadowlab.settings import Settings
-from shadowlab.store import Record
+from shadowlab.store import ENDPOINTS, Record
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
@@ -195,14 +191,14 @@ class World:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def record(self, kind: ResourceKind, name: str) -> Record | None:
-        return self.app.store.get(REGION, kind, name)
+    def endpoint_record(self, name: str) -> Record[EndpointState] | None:
+        return self.app.store.get(REGION, ENDPOINTS, name)
 
     def endpoint(self, name: str = "ep") -> dict[str, Any]:
         return self.services.endpoints.describe_endpoint(self.ctx, {"EndpointName": name})
 
     def endpoint_status(self, name: str = "ep") -> str | None:
-        record = self.record(ResourceKind.ENDPOINT, name)
+        record = self.endpoint_record(name)
         return None if record is None else record.status
 
     def experiment(self, name: str = "exp") -> dict[str, Any]:
@@ -216,10 +212,10 @@ class World:
 
     def holder(self, endpoint: str = "ep") -> str | None:
         """The experiment holding the endpoint, if any (the one place that reads the claim)."""
-        record = self.record(ResourceKind.ENDPOINT, endpoint)
+        record = self.endpoint_record(endpoint)
         assert record is not None
-        held = record.state.get("experiment")
-        return None if not held else str(held["name"])
+        held = record.state.experiment
+        return None if held is None else held.name
 
     # -- building -------------------------------------------------------------------------------
 

@@ -21,12 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from shadowlab.app import Application
 from shadowlab.composition import build_control_plane
-from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceInUse, ServiceError
 from shadowlab.services.context import RequestContext
-from shadowlab.services.deployments import ImmediateHosting
+from shadowlab.services.hosting import ImmediateHosting
 from shadowlab.settings import Settings
-from shadowlab.store import Record, Store
+from shadowlab.store import ENDPOINTS, EXPERIMENTS, MODELS, Record, RecordKind, Store
+from shadowlab.store.records import S
 from tests.conftest import DATABASES, PG_URL, fresh_database_url
 from tests.services.harness import ROLE, experiment_request
 
@@ -82,11 +82,11 @@ def settle(app: Application, done: Callable[[], bool], ticks: int = 12) -> None:
     assert done(), "the reconciler did not get there"
 
 
-def get(app: Application, kind: ResourceKind, name: str) -> Record | None:
+def get(app: Application, kind: RecordKind[S], name: str) -> Record[S] | None:
     return app.store.get(REGION, kind, name)
 
 
-def status_of(app: Application, kind: ResourceKind, name: str) -> str | None:
+def status_of(app: Application, kind: RecordKind[S], name: str) -> str | None:
     record = get(app, kind, name)
     return None if record is None else record.status
 
@@ -113,7 +113,7 @@ def in_service_endpoint(app: Application, ctx: RequestContext) -> str:
     app.services.endpoints.create_endpoint(
         ctx, {"EndpointName": "ep", "EndpointConfigName": "config"}
     )
-    settle(app, lambda: status_of(app, ResourceKind.ENDPOINT, "ep") == "InService")
+    settle(app, lambda: status_of(app, ENDPOINTS, "ep") == "InService")
     return "ep"
 
 
@@ -123,15 +123,15 @@ def experiment_arn(app: Application, name: str) -> str:
 
 def holder(app: Application) -> str | None:
     """The experiment holding the endpoint, if any."""
-    endpoint = get(app, ResourceKind.ENDPOINT, "ep")
+    endpoint = get(app, ENDPOINTS, "ep")
     assert endpoint is not None
-    held = endpoint.state.get("experiment")
-    return None if not held else str(held["name"])
+    held = endpoint.state.experiment
+    return None if held is None else held.name
 
 
 def assert_endpoint_deletable(app: Application, ctx: RequestContext) -> None:
     app.services.endpoints.delete_endpoint(ctx, {"EndpointName": "ep"})
-    settle(app, lambda: get(app, ResourceKind.ENDPOINT, "ep") is None)
+    settle(app, lambda: get(app, ENDPOINTS, "ep") is None)
 
 
 # -- API operations -----------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_create_inference_experiment_fails_whole(
     assert not isinstance(raised.value, ServiceError)
     assert fault.writes == at
     monkeypatch.undo()
-    assert get(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") is None
+    assert get(app, EXPERIMENTS, "exp") is None
     assert app.store.list_tags(experiment_arn(app, "exp")) == []
     assert holder(app) is None
     assert_endpoint_deletable(app, ctx)
@@ -184,7 +184,7 @@ def test_create_model_with_tags_fails_whole(
         app.services.models.create_model(ctx, params)
     assert fault.writes == 2
     monkeypatch.undo()
-    assert get(app, ResourceKind.MODEL, "m") is None
+    assert get(app, MODELS, "m") is None
     assert app.store.list_tags(arn) == []
     # The name is free: nothing of the failed call holds it.
     app.services.models.create_model(ctx, params)
@@ -199,17 +199,17 @@ def test_delete_inference_experiment_fails_whole(
     app.services.experiments.create_inference_experiment(
         ctx, experiment_request("exp", start_in=3600)
     )
-    settle(app, lambda: status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Created")
+    settle(app, lambda: status_of(app, EXPERIMENTS, "exp") == "Created")
     FailingWrite(app.store, monkeypatch, 2)
     with pytest.raises(OperationalError):
         app.services.experiments.delete_inference_experiment(ctx, {"Name": "exp"})
     monkeypatch.undo()
-    assert status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Created"
+    assert status_of(app, EXPERIMENTS, "exp") == "Created"
     assert holder(app) == "exp"
     with pytest.raises(ResourceInUse):
         app.services.endpoints.delete_endpoint(ctx, {"EndpointName": "ep"})
     app.services.experiments.delete_inference_experiment(ctx, {"Name": "exp"})
-    assert get(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") is None
+    assert get(app, EXPERIMENTS, "exp") is None
     assert app.store.list_tags(experiment_arn(app, "exp")) == []
     assert_endpoint_deletable(app, ctx)
 
@@ -220,7 +220,7 @@ def test_delete_inference_experiment_fails_whole(
 def running_experiment(app: Application, ctx: RequestContext) -> None:
     in_service_endpoint(app, ctx)
     app.services.experiments.create_inference_experiment(ctx, experiment_request("exp"))
-    settle(app, lambda: status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Running")
+    settle(app, lambda: status_of(app, EXPERIMENTS, "exp") == "Running")
 
 
 def test_stopping_step_fails_whole(
@@ -233,24 +233,24 @@ def test_stopping_step_fails_whole(
         ctx,
         {"Name": "exp", "ModelVariantActions": {"variant-1": "Retain", "shadow-1": "Remove"}},
     )
-    before = get(app, ResourceKind.ENDPOINT, "ep")
+    before = get(app, ENDPOINTS, "ep")
     assert before is not None
     fault = FailingWrite(app.store, monkeypatch, 2)
     app.reconciler.experiments.tick()  # logs the failed step, as the loop would
     assert fault.writes == 2
     monkeypatch.undo()
-    after = get(app, ResourceKind.ENDPOINT, "ep")
+    after = get(app, ENDPOINTS, "ep")
     assert after is not None
     assert (after.version, after.status, after.state) == (
         before.version,
         before.status,
         before.state,
     )
-    experiment = get(app, ResourceKind.INFERENCE_EXPERIMENT, "exp")
+    experiment = get(app, EXPERIMENTS, "exp")
     assert experiment is not None and experiment.status == "Stopping"
-    assert "generation" not in experiment.state["stop"]
+    assert experiment.state.stop is not None and experiment.state.stop.generation is None
     # The next ticks carry the stop through from where the store says it is.
-    settle(app, lambda: status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Completed")
+    settle(app, lambda: status_of(app, EXPERIMENTS, "exp") == "Completed")
     assert holder(app) is None
     assert_endpoint_deletable(app, ctx)
 
@@ -265,9 +265,10 @@ def test_finishing_step_fails_whole(
         {"Name": "exp", "ModelVariantActions": {"variant-1": "Retain", "shadow-1": "Remove"}},
     )
 
-    def stop_generation() -> Any:
-        experiment = get(app, ResourceKind.INFERENCE_EXPERIMENT, "exp")
-        return experiment is not None and experiment.state["stop"].get("generation")
+    def stop_generation() -> bool:
+        experiment = get(app, EXPERIMENTS, "exp")
+        stop = experiment.state.stop if experiment is not None else None
+        return stop is not None and stop.generation is not None
 
     settle(app, stop_generation)
     app.reconciler.endpoints.tick()  # the endpoint converges; the experiment may finish next
@@ -275,9 +276,9 @@ def test_finishing_step_fails_whole(
     app.reconciler.experiments.tick()
     assert fault.writes == 2
     monkeypatch.undo()
-    assert status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Stopping"
+    assert status_of(app, EXPERIMENTS, "exp") == "Stopping"
     assert holder(app) == "exp"
-    settle(app, lambda: status_of(app, ResourceKind.INFERENCE_EXPERIMENT, "exp") == "Completed")
+    settle(app, lambda: status_of(app, EXPERIMENTS, "exp") == "Completed")
     assert holder(app) is None
 
 
@@ -323,6 +324,6 @@ def test_concurrent_experiments_on_one_endpoint_one_wins(
     assert isinstance(lost, ResourceInUse)
     assert "already has an active inference experiment" in lost.message
     assert holder(app) == winners[0]
-    assert get(app, ResourceKind.INFERENCE_EXPERIMENT, losers[0]) is None
+    assert get(app, EXPERIMENTS, losers[0]) is None
     assert app.store.list_tags(experiment_arn(app, losers[0])) == []
-    assert len(app.store.find(ResourceKind.INFERENCE_EXPERIMENT)) == 1
+    assert len(app.store.find(EXPERIMENTS)) == 1

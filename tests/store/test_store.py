@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from shadowlab.domain.kinds import ResourceKind
-from shadowlab.store import AlreadyExists, ListQuery, Record, StaleRecord, Store
+from shadowlab.store import MODELS, AlreadyExists, ListQuery, NoState, Record, StaleRecord, Store
 from tests.conftest import fresh_database_url
 
-MODEL = ResourceKind.MODEL
+MODEL = MODELS
 
 
 @pytest.fixture
@@ -23,9 +23,20 @@ def store(database_kind: str, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def _record(name: str, created: float, status: str | None = None) -> Record:
+def _record(name: str, created: float, status: str | None = None) -> Record[NoState]:
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:model/{name.lower()}"
-    return Record("us-east-1", MODEL, name, arn, created, created, {"ModelName": name}, status)
+    document = {"ModelName": name}
+    return Record(
+        "us-east-1",
+        ResourceKind.MODEL,
+        name,
+        arn,
+        created,
+        created,
+        document,
+        status,
+        state=NoState(),
+    )
 
 
 def test_insert_get_is_case_insensitive_and_unique(store: Store) -> None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from shadowlab.services.context import RequestContext
 from shadowlab.services.registry import Services
 
-Handler = Callable[[RequestContext, Mapping[str, Any]], dict[str, Any]]
+Handler = Callable[[RequestContext, Mapping[str, Any]], Mapping[str, object]]
+Request = TypeVar("Request")
+
+
+def _takes_wire(call: Callable[[RequestContext, Request], Mapping[str, object]]) -> Handler:
+    """A service call as the handler calls it: with the parsed request. Each service call
+    declares its operation's input shape (the TypedDict generated from botocore's model); the
+    wire layer has checked the request against that same shape before any call runs."""
+    return cast(Handler, call)
 
 
 def operation_table(services: Services) -> dict[str, Handler]:
@@ -19,7 +27,7 @@ def operation_table(services: Services) -> dict[str, Handler]:
         services.experiments,
         services.tags,
     )
-    return {
+    table: dict[str, Callable[[RequestContext, Any], Mapping[str, object]]] = {
         "CreateModel": m.create_model,
         "DescribeModel": m.describe_model,
         "ListModels": m.list_models,
@@ -45,6 +53,7 @@ def operation_table(services: Services) -> dict[str, Handler]:
         "ListTags": t.list_tags,
         "DeleteTags": t.delete_tags,
     }
+    return {name: _takes_wire(call) for name, call in table.items()}
 
 
 # Calls that change state: after one, the reconciler is woken instead of waiting its interval.

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from shadowlab.errors import ValidationException
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import (
+        ModelVariantConfigTypeDef,
+        ShadowModeConfigUnionTypeDef,
+    )
+
+# (instance type, instance count) of a variant that runs on instances.
+Infrastructure = tuple["ProductionVariantInstanceTypeType", int]
 
 DEFAULT_DURATION = 7 * 24 * 3600.0
 MAX_DURATION = 30 * 24 * 3600.0
@@ -49,22 +59,30 @@ def start_now(schedule: Schedule, now: float) -> Schedule:
 
 @dataclass(frozen=True)
 class VariantRoles:
-    source: dict[str, Any]
-    shadows: tuple[dict[str, Any], ...]
-    sampling: dict[str, int]
+    source: ModelVariantConfigTypeDef
+    shadows: tuple[ModelVariantConfigTypeDef, ...]
+    sampling: dict[str, int]  # shadow variant -> SamplingPercentage
+
+    @property
+    def source_name(self) -> str:
+        return self.source["VariantName"]
+
+    @property
+    def shadow_names(self) -> list[str]:
+        return list(self.sampling)
 
 
 def check_model_variants(
-    model_variants: Sequence[Mapping[str, Any]], shadow_mode: Mapping[str, Any]
+    model_variants: Sequence[ModelVariantConfigTypeDef], shadow_mode: ShadowModeConfigUnionTypeDef
 ) -> VariantRoles:
     """ModelVariants must be exactly the source variant and the shadow variants."""
-    by_name: dict[str, dict[str, Any]] = {}
+    by_name: dict[str, ModelVariantConfigTypeDef] = {}
     for variant in model_variants:
         if variant["VariantName"] in by_name:
             raise ValidationException(
                 f"ModelVariants names variant '{variant['VariantName']}' more than once."
             )
-        by_name[variant["VariantName"]] = dict(variant)
+        by_name[variant["VariantName"]] = variant
     source_name = shadow_mode["SourceModelVariantName"]
     if source_name not in by_name:
         raise ValidationException(
@@ -102,9 +120,9 @@ def check_model_variants(
     return VariantRoles(by_name[source_name], tuple(shadows), sampling)
 
 
-def infrastructure(variant: Mapping[str, Any]) -> tuple[str, int]:
+def infrastructure(variant: ModelVariantConfigTypeDef) -> Infrastructure:
     config = variant["InfrastructureConfig"]["RealTimeInferenceConfig"]
-    return str(config["InstanceType"]), int(config["InstanceCount"])
+    return config["InstanceType"], int(config["InstanceCount"])
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,7 @@ class StopPlan:
     # The shadow variant kept on the endpoint as a shadow (Retain), if any.
     retained_shadow: str | None
     # Infrastructure for the promoted variant: (instance type, count).
-    promoted_infrastructure: tuple[str, int] | None
+    promoted_infrastructure: Infrastructure | None
 
     @property
     def changes_config(self) -> bool:
@@ -134,7 +152,11 @@ class StopPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StopPlan:
         infra = data.get("promoted_infrastructure")
-        promoted_infrastructure = (str(infra[0]), int(infra[1])) if infra else None
+        promoted_infrastructure = (
+            (cast("ProductionVariantInstanceTypeType", str(infra[0])), int(infra[1]))
+            if infra
+            else None
+        )
         return cls(data.get("promoted"), data.get("retained_shadow"), promoted_infrastructure)
 
 
@@ -147,8 +169,8 @@ def plan_stop(
     actions: Mapping[str, str],
     source: str,
     shadows: Sequence[str],
-    model_variants: Sequence[Mapping[str, Any]],
-    desired: Sequence[Mapping[str, Any]] | None,
+    model_variants: Sequence[ModelVariantConfigTypeDef],
+    desired: Sequence[ModelVariantConfigTypeDef] | None,
 ) -> StopPlan:
     variants = {source, *shadows}
     unknown = sorted(set(actions) - variants)

@@ -7,13 +7,20 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from shadowlab.domain.arns import make_arn
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceNotFound, ServiceError, ValidationException
 from shadowlab.services.context import RequestContext, to_datetime
-from shadowlab.store import AlreadyExists, ListQuery, Record, Store
+from shadowlab.store import AlreadyExists, ListQuery, Record, RecordKind, Store
+from shadowlab.store.records import ResourceState
+
+# What a service call answers: members of the operation's output shape, which the wire layer
+# checks and serialises against botocore's model (so values need no finer type here).
+Output = dict[str, object]
+
+S = TypeVar("S", bound=ResourceState)
 
 # How SageMaker's own list calls default.
 DEFAULT_PAGE_SIZE = 10
@@ -44,7 +51,7 @@ def being_changed(ctx: RequestContext, kind: ResourceKind, name: str) -> Validat
 
 
 def insert_new(
-    store: Store, ctx: RequestContext, record: Record, tags: list[tuple[str, str]]
+    store: Store, ctx: RequestContext, record: Record[S], tags: list[tuple[str, str]]
 ) -> None:
     """Store a newly created resource with its tags, both or neither (in the caller's unit of
     work if one is open); a taken name fails the AWS way."""
@@ -57,50 +64,51 @@ def insert_new(
             store.put_tags(record.arn, tags)
 
 
-def require(store: Store, ctx: RequestContext, kind: ResourceKind, name: str) -> Record:
+def require(store: Store, ctx: RequestContext, kind: RecordKind[S], name: str) -> Record[S]:
     record = store.get(ctx.region, kind, name)
     if record is None:
-        raise not_found(ctx, kind, name)
+        raise not_found(ctx, kind.resource, name)
     return record
 
 
-def epoch(value: Any) -> float | None:
+def epoch(value: object) -> float | None:
+    """A timestamp member of a request as epoch seconds. The wire layer parses timestamps into
+    datetimes; botocore's shapes also let a caller in the same process give ISO 8601 text."""
     if value is None:
         return None
     if isinstance(value, datetime):
         return value.timestamp()
-    return float(value)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    raise ValidationException(f"Not a timestamp: {value!r}.")
 
 
-def plain(value: Any) -> Any:
-    """`value` with datetimes as epoch seconds, recursively: how documents are stored (JSON)."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+def stored_times(times: Mapping[str, object] | None) -> dict[str, float]:
+    """A request's timestamps (a Schedule) as the epoch seconds documents store (JSON)."""
+    return {k: t for k, v in (times or {}).items() if (t := epoch(v)) is not None}
 
 
-def with_datetimes(document: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def with_datetimes(document: Mapping[str, object], keys: tuple[str, ...]) -> Output:
     """The stored document (epoch floats) with the named timestamp members as datetimes."""
     out = dict(document)
     for key in keys:
-        if out.get(key) is not None:
-            out[key] = to_datetime(out[key])
+        value = out.get(key)
+        if isinstance(value, int | float):
+            out[key] = to_datetime(value)
     return out
 
 
 # -- paging ------------------------------------------------------------------------------------
 
 
-def _encode_token(values: tuple[Any, str], fingerprint: str) -> str:
+def _encode_token(values: tuple[object, str], fingerprint: str) -> str:
     raw = json.dumps({"after": list(values), "q": fingerprint}).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode_token(token: str, fingerprint: str) -> tuple[Any, str]:
+def _decode_token(token: str, fingerprint: str) -> tuple[object, str]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         after = data["after"]
@@ -114,43 +122,51 @@ def _decode_token(token: str, fingerprint: str) -> tuple[Any, str]:
         ) from None
 
 
+def _text(params: Mapping[str, object], member: str) -> str | None:
+    value = params.get(member)
+    return None if value is None else str(value)
+
+
 def list_page(
     store: Store,
     ctx: RequestContext,
-    kind: ResourceKind,
-    params: Mapping[str, Any],
-    summarize: Callable[[Record], dict[str, Any]],
+    kind: RecordKind[S],
+    params: Mapping[str, object],
+    summarize: Callable[[Record[S]], Output],
     *,
     default_sort: str = "CreationTime",
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a ListX call: filters, sort and keyset paging shared by every kind."""
-    sort_by = params.get("SortBy", default_sort)
+) -> tuple[list[Output], str | None]:
+    """One page of a ListX call: filters, sort and keyset paging shared by every kind. `params`
+    is the ListX request (its members are the same for every kind that has them)."""
+    sort_by = _text(params, "SortBy") or default_sort
     filters = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}
     # The token is only good for the same call: same kind of resource, same filters and order.
-    fingerprint = json.dumps([kind.value, filters], sort_keys=True, default=str)
+    fingerprint = json.dumps([kind.resource.value, filters], sort_keys=True, default=str)
     after = None
-    if params.get("NextToken"):
-        after = _decode_token(params["NextToken"], fingerprint)
-    limit = int(params.get("MaxResults", DEFAULT_PAGE_SIZE))
+    token = _text(params, "NextToken")
+    if token:
+        after = _decode_token(token, fingerprint)
+    max_results = params.get("MaxResults")
+    limit = max_results if isinstance(max_results, int) else DEFAULT_PAGE_SIZE
     query = ListQuery(
-        name_contains=params.get("NameContains"),
+        name_contains=_text(params, "NameContains"),
         created_before=epoch(params.get("CreationTimeBefore")),
         created_after=epoch(params.get("CreationTimeAfter")),
         modified_before=epoch(params.get("LastModifiedTimeBefore")),
         modified_after=epoch(params.get("LastModifiedTimeAfter")),
-        status=params.get("StatusEquals"),
+        status=_text(params, "StatusEquals"),
         sort_by=_SORT_COLUMNS[sort_by],
-        descending=params.get("SortOrder", "Descending") == "Descending",
+        descending=_text(params, "SortOrder") in (None, "Descending"),
         after=after,
         limit=limit + 1,  # one more tells whether another page exists
     )
     records = store.list_records(ctx.region, kind, query)
-    token = None
+    next_token = None
     if len(records) > limit:
         records = records[:limit]
         last = records[-1]
         sort_value = {"name_key": last.name_key, "created_at": last.created_at}.get(
             query.sort_by, last.status
         )
-        token = _encode_token((sort_value, last.name_key), fingerprint)
-    return [summarize(r) for r in records], token
+        next_token = _encode_token((sort_value, last.name_key), fingerprint)
+    return [summarize(r) for r in records], next_token

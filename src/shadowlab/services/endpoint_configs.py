@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shadowlab.domain.arns import make_arn
+from shadowlab.domain.endpoint_config import EndpointConfig
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.errors import ResourceInUse, ValidationException
 from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import (
+    Output,
     being_changed,
     insert_new,
     list_page,
@@ -19,7 +21,16 @@ from shadowlab.services.common import (
 )
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
-from shadowlab.store import Record, Store
+from shadowlab.store import ENDPOINT_CONFIGS, ENDPOINTS, MODELS, NoState, Record, Store
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateEndpointConfigInputTypeDef,
+        DeleteEndpointConfigInputTypeDef,
+        DescribeEndpointConfigInputTypeDef,
+        ListEndpointConfigsInputTypeDef,
+        ProductionVariantUnionTypeDef,
+    )
 
 _KIND = ResourceKind.ENDPOINT_CONFIG
 # Serverless memory sizes: 1 GB steps within the model's bounds (1024-6144).
@@ -43,8 +54,8 @@ _DESCRIBED = (
 def check_variants(
     store: Store,
     ctx: RequestContext,
-    production: Sequence[Mapping[str, Any]],
-    shadows: Sequence[Mapping[str, Any]],
+    production: Sequence[ProductionVariantUnionTypeDef],
+    shadows: Sequence[ProductionVariantUnionTypeDef],
 ) -> None:
     """The rules SageMaker applies to the variants of an endpoint configuration."""
     check_memory_sizes(production, "productionVariants")
@@ -79,10 +90,10 @@ def check_variants(
         name = variant["VariantName"]
         if not variant.get("ModelName"):
             raise ValidationException(f"ModelName is required for variant '{name}'.")
-        if store.get(ctx.region, ResourceKind.MODEL, variant["ModelName"]) is None:
+        if store.get(ctx.region, MODELS, variant["ModelName"]) is None:
             raise not_found(ctx, ResourceKind.MODEL, variant["ModelName"])
         if "ServerlessConfig" in variant:
-            check_serverless(name, variant)
+            check_serverless(variant)
             continue
         for member in ("InstanceType", "InitialInstanceCount"):
             if member not in variant:
@@ -93,7 +104,7 @@ def check_variants(
         )
 
 
-def check_memory_sizes(variants: Sequence[Mapping[str, Any]], root: str) -> None:
+def check_memory_sizes(variants: Sequence[ProductionVariantUnionTypeDef], root: str) -> None:
     """MemorySizeInMB comes in 1 GB steps; botocore's model only bounds it (1024-6144, checked
     with the rest of the request), so the step is checked here, in the words AWS uses for a
     constraint violation (one message listing each)."""
@@ -102,8 +113,7 @@ def check_memory_sizes(variants: Sequence[Mapping[str, Any]], root: str) -> None
         f"Value '{memory}' at '{root}.{index}.member.serverlessConfig.memorySizeInMB' failed to "
         f"satisfy constraint: Member must satisfy enum value set: [{sizes}]"
         for index, variant in enumerate(variants, start=1)
-        if (memory := (variant.get("ServerlessConfig") or {}).get("MemorySizeInMB")) is not None
-        and memory % MEMORY_STEP_MB != 0
+        if (memory := _memory_size(variant)) is not None and memory % MEMORY_STEP_MB != 0
     ]
     if problems:
         noun = "error" if len(problems) == 1 else "errors"
@@ -112,8 +122,13 @@ def check_memory_sizes(variants: Sequence[Mapping[str, Any]], root: str) -> None
         )
 
 
-def check_serverless(name: str, variant: Mapping[str, Any]) -> None:
-    config = variant["ServerlessConfig"]
+def _memory_size(variant: ProductionVariantUnionTypeDef) -> int | None:
+    serverless = variant.get("ServerlessConfig")
+    return serverless["MemorySizeInMB"] if serverless else None
+
+
+def check_serverless(variant: ProductionVariantUnionTypeDef) -> None:
+    name, config = variant["VariantName"], variant["ServerlessConfig"]
     given = [m for m in ("InstanceType", "InitialInstanceCount") if m in variant]
     if given:
         raise ValidationException(
@@ -123,9 +138,10 @@ def check_serverless(name: str, variant: Mapping[str, Any]) -> None:
     check_provisioned(name, config)
 
 
-def check_provisioned(name: str, config: Mapping[str, Any]) -> None:
-    provisioned = config.get("ProvisionedConcurrency")
-    if provisioned is not None and provisioned > config["MaxConcurrency"]:
+def check_provisioned(name: str, config: Mapping[str, object]) -> None:
+    """`config`: a ServerlessConfig, as ServerlessUpdateConfig changes may have left it."""
+    provisioned, most = config.get("ProvisionedConcurrency"), config["MaxConcurrency"]
+    if isinstance(provisioned, int) and isinstance(most, int) and provisioned > most:
         raise ValidationException(
             f"Variant '{name}': ProvisionedConcurrency ({provisioned}) must be less than or "
             f"equal to MaxConcurrency ({config['MaxConcurrency']})."
@@ -139,15 +155,14 @@ class EndpointConfigService:
         self.clock = clock
 
     def create_endpoint_config(
-        self, ctx: RequestContext, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, params: CreateEndpointConfigInputTypeDef
+    ) -> Output:
         # One unit: the models checked are there when the configuration is stored, and the
         # configuration never exists without its tags.
         with self.store.unit_of_work():
             return self._create(ctx, params)
 
-    def _create(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        name = params["EndpointConfigName"]
+    def _create(self, ctx: RequestContext, params: CreateEndpointConfigInputTypeDef) -> Output:
         production = params["ProductionVariants"]
         shadows = params.get("ShadowProductionVariants", [])
         check_variants(self.store, ctx, production, shadows)
@@ -157,53 +172,68 @@ class EndpointConfigService:
         ):
             raise ValidationException("DataCaptureConfig.CaptureOptions must name a CaptureMode.")
         tags = self.tags.check_new(params.get("Tags"))
-        arn = make_arn(ctx.region, ctx.account, ResourceKind.ENDPOINT_CONFIG, name)
+        document: dict[str, object] = {k: v for k, v in params.items() if k in _DESCRIBED}
+        return {"EndpointConfigArn": self._insert(ctx, document, tags)}
+
+    def create_derived(self, ctx: RequestContext, config: EndpointConfig) -> None:
+        """Store a configuration shadowlab makes itself, as SageMaker makes one when an
+        experiment promotes or retains a shadow: CreateEndpointConfig's checks, no tags."""
+        check_variants(self.store, ctx, config.production, config.shadows)
+        document: dict[str, object] = {
+            "EndpointConfigName": config.name,
+            "ProductionVariants": list(config.production),
+        }
+        if config.shadows:
+            document["ShadowProductionVariants"] = list(config.shadows)
+        if config.data_capture:
+            document["DataCaptureConfig"] = config.data_capture
+        self._insert(ctx, document, [])
+
+    def _insert(
+        self, ctx: RequestContext, document: dict[str, object], tags: list[tuple[str, str]]
+    ) -> str:
+        """Store a checked configuration document and its tags; its ARN."""
+        name = str(document["EndpointConfigName"])
+        arn = make_arn(ctx.region, ctx.account, _KIND, name)
         now = self.clock.now()
-        document = {k: params[k] for k in _DESCRIBED if k in params}
         # SageMaker fills the weight in when the caller leaves it out.
-        document["ProductionVariants"] = [
-            {"InitialVariantWeight": 1.0, **v} for v in document["ProductionVariants"]
-        ]
-        if shadows:
-            document["ShadowProductionVariants"] = [
-                {"InitialVariantWeight": 1.0, **v} for v in shadows
-            ]
+        for member in ("ProductionVariants", "ShadowProductionVariants"):
+            variants = document.get(member)
+            if isinstance(variants, list):
+                document[member] = [{"InitialVariantWeight": 1.0, **v} for v in variants]
         document.update(EndpointConfigArn=arn, CreationTime=now)
-        record = Record(ctx.region, ResourceKind.ENDPOINT_CONFIG, name, arn, now, now, document)
+        record = Record(ctx.region, _KIND, name, arn, now, now, document, state=NoState())
         insert_new(self.store, ctx, record, tags)
-        return {"EndpointConfigArn": arn}
+        return arn
 
     def describe_endpoint_config(
-        self, ctx: RequestContext, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        name = params["EndpointConfigName"]
-        record = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, name)
+        self, ctx: RequestContext, params: DescribeEndpointConfigInputTypeDef
+    ) -> Output:
+        record = require(self.store, ctx, ENDPOINT_CONFIGS, params["EndpointConfigName"])
         return with_datetimes(record.document, ("CreationTime",))
 
     def list_endpoint_configs(
-        self, ctx: RequestContext, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        def summary(r: Record) -> dict[str, Any]:
+        self, ctx: RequestContext, params: ListEndpointConfigsInputTypeDef
+    ) -> Output:
+        def summary(r: Record[NoState]) -> Output:
             return {
                 "EndpointConfigName": r.name,
                 "EndpointConfigArn": r.arn,
                 "CreationTime": to_datetime(r.created_at),
             }
 
-        items, token = list_page(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, params, summary)
+        items, token = list_page(self.store, ctx, ENDPOINT_CONFIGS, params, summary)
         return {"EndpointConfigs": items, "NextToken": token}
 
     def delete_endpoint_config(
-        self, ctx: RequestContext, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, params: DeleteEndpointConfigInputTypeDef
+    ) -> Output:
         name = params["EndpointConfigName"]
 
         def attempt() -> None:
             # Check and delete in one unit: no endpoint starts using it in between (SQLite).
-            record = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, name)
-            users = self.store.find(
-                ResourceKind.ENDPOINT, parent=record.name_key, region=ctx.region
-            )
+            record = require(self.store, ctx, ENDPOINT_CONFIGS, name)
+            users = self.store.find(ENDPOINTS, parent=record.name_key, region=ctx.region)
             if users:
                 raise ResourceInUse(
                     f"Cannot delete endpoint configuration '{record.name}': endpoint "

@@ -1,17 +1,20 @@
 """CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
 UpdateEndpointWeightsAndCapacities, DeleteEndpoint.
 
-The calls only record what the endpoint should run (``state.target``) and set its status; the
-reconciler makes hosting converge and moves the status on (Creating/Updating -> InService,
+The calls only record what the endpoint should run (`EndpointState.target`) and set its status;
+the reconciler makes hosting converge and moves the status on (Creating/Updating -> InService,
 Deleting -> gone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shadowlab.domain.arns import make_arn
+from shadowlab.domain.deployments import EndpointDeployment
+from shadowlab.domain.endpoint_config import EndpointConfig
+from shadowlab.domain.endpoint_state import EndpointState, VariantOverride
 from shadowlab.domain.kinds import ResourceKind
 from shadowlab.domain.status import EndpointStatus
 from shadowlab.errors import (
@@ -21,24 +24,34 @@ from shadowlab.errors import (
     ValidationException,
 )
 from shadowlab.services.atomic import run_atomically
-from shadowlab.services.common import already_exists, insert_new, list_page, not_found, require
+from shadowlab.services.common import (
+    Output,
+    already_exists,
+    insert_new,
+    list_page,
+    not_found,
+    require,
+)
 from shadowlab.services.context import Clock, RequestContext, to_datetime
-from shadowlab.services.deployments import EndpointDeployment, VariantDeployment
 from shadowlab.services.endpoint_configs import check_provisioned
-from shadowlab.services.endpoint_plan import plan_deployment, variant_summaries
+from shadowlab.services.endpoint_plan import ContainerOf, plan_deployment, variant_summaries
 from shadowlab.services.models import primary_container
 from shadowlab.services.tags import TagService
-from shadowlab.store import Record, Store
+from shadowlab.store import ENDPOINT_CONFIGS, ENDPOINTS, MODELS, NoState, Record, Store
 
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateEndpointInputTypeDef,
+        DeleteEndpointInputTypeDef,
+        DescribeEndpointInputTypeDef,
+        DesiredWeightAndCapacityTypeDef,
+        ListEndpointsInputTypeDef,
+        ProductionVariantUnionTypeDef,
+        UpdateEndpointInputTypeDef,
+        UpdateEndpointWeightsAndCapacitiesInputTypeDef,
+    )
 
-def target_of(record: Record) -> EndpointDeployment | None:
-    data = record.state.get("target")
-    return EndpointDeployment.from_dict(data) if data else None
-
-
-def deployed_of(record: Record) -> EndpointDeployment | None:
-    data = record.state.get("deployed")
-    return EndpointDeployment.from_dict(data) if data else None
+Endpoint = Record[EndpointState]
 
 
 class EndpointService:
@@ -52,9 +65,9 @@ class EndpointService:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _container_of(self, ctx: RequestContext) -> Callable[[str], dict[str, Any]]:
-        def container(model_name: str) -> dict[str, Any]:
-            return primary_container(require(self.store, ctx, ResourceKind.MODEL, model_name))
+    def _container_of(self, ctx: RequestContext) -> ContainerOf:
+        def container(model_name: str) -> dict[str, object]:
+            return primary_container(require(self.store, ctx, MODELS, model_name))
 
         return container
 
@@ -64,13 +77,13 @@ class EndpointService:
         if self.max_instances is None:
             return
         in_use = 0
-        for endpoint in self.store.find(ResourceKind.ENDPOINT):
+        for endpoint in self.store.find(ENDPOINTS):
             if (
                 endpoint.region == ctx.region
                 and endpoint.name_key == deployment.endpoint_name.lower()
             ):
                 continue
-            target = target_of(endpoint)
+            target = endpoint.state.target
             if target is not None:
                 in_use += sum(v.instance_count for v in target.variants)
         wanted = sum(v.instance_count for v in deployment.variants)
@@ -82,49 +95,35 @@ class EndpointService:
             )
 
     def plan(
-        self,
-        ctx: RequestContext,
-        record: Record,
-        config: Record,
-        *,
-        experiment_shadows: Sequence[VariantDeployment] | None = None,
+        self, ctx: RequestContext, record: Endpoint, config: Record[NoState]
     ) -> EndpointDeployment:
-        """The deployment `record` should run under `config`, one generation on."""
-        held = record.state.get("experiment") or {}
-        if experiment_shadows is None:
-            experiment_shadows = [VariantDeployment.from_dict(v) for v in held.get("shadows", [])]
+        """The deployment `record` should run under `config`, one generation on: as overridden
+        by UpdateEndpointWeightsAndCapacities, with the shadows of the experiment holding it."""
         deployment = plan_deployment(
             region=record.region,
             endpoint_name=record.name,
-            generation=int(record.state.get("generation", 0)) + 1,
-            config=config.document,
+            generation=record.state.generation + 1,
+            config=EndpointConfig.from_document(config.document),
             container_of=self._container_of(ctx),
-            overrides=record.state.get("overrides", {}),
-            experiment_shadows=experiment_shadows,
-            # Capture for the experiment applies while its shadows are on the endpoint.
-            experiment_name=held.get("name") if experiment_shadows else None,
-            experiment_storage=held.get("data_storage") if experiment_shadows else None,
+            overrides=record.state.overrides,
+            experiment=record.state.experiment,
         )
         self._check_quota(ctx, deployment)
         return deployment
 
     def retarget(
-        self,
-        ctx: RequestContext,
-        name: str,
-        change: Callable[[Record], EndpointDeployment],
-    ) -> Record:
+        self, ctx: RequestContext, name: str, change: Callable[[Endpoint], EndpointDeployment]
+    ) -> Endpoint:
         """Read, let `change` compute a new target, write it as Updating; the whole of it again
         on a lost race (or, inside a larger unit of work, abort that unit)."""
 
-        def attempt() -> Record:
-            record = require(self.store, ctx, ResourceKind.ENDPOINT, name)
+        def attempt() -> Endpoint:
+            record = require(self.store, ctx, ENDPOINTS, name)
             deployment = change(record)
-            record.state["target"] = deployment.to_dict()
-            record.state["generation"] = deployment.generation
-            record.state.pop("rollback_reason", None)
+            record.state.target = deployment
+            record.state.generation = deployment.generation
+            record.state.rollback_reason = None
             record.status = EndpointStatus.UPDATING.value
-            record.document["EndpointStatus"] = record.status
             record.document.pop("FailureReason", None)
             record.modified_at = self.clock.now()
             return self.store.update(record)
@@ -136,7 +135,7 @@ class EndpointService:
         return ValidationException(f"Endpoint '{name}' is being changed by another request; retry.")
 
     @staticmethod
-    def _require_in_service(record: Record) -> None:
+    def _require_in_service(record: Endpoint) -> None:
         if record.status != EndpointStatus.IN_SERVICE.value:
             raise ValidationException(
                 f'Cannot update in-progress endpoint "{record.arn}": its status is '
@@ -144,44 +143,43 @@ class EndpointService:
             )
 
     @staticmethod
-    def _require_not_in_experiment(record: Record, action: str) -> None:
-        held = record.state.get("experiment")
+    def _require_not_in_experiment(record: Endpoint, action: str) -> None:
+        held = record.state.experiment
         if held:
             raise ValidationException(
                 f"Cannot {action} endpoint '{record.name}' while inference experiment "
-                f"'{held['name']}' is using it. Stop the experiment first."
+                f"'{held.name}' is using it. Stop the experiment first."
             )
 
     # -- operations -----------------------------------------------------------------------------
 
-    def create_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def create_endpoint(self, ctx: RequestContext, params: CreateEndpointInputTypeDef) -> Output:
         # One unit: the quota counts what other endpoints hold when this one is stored, and the
         # endpoint never exists without its tags.
         with self.store.unit_of_work():
             return self._create(ctx, params)
 
-    def _create(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _create(self, ctx: RequestContext, params: CreateEndpointInputTypeDef) -> Output:
         name = params["EndpointName"]
-        config = self.store.get(
-            ctx.region, ResourceKind.ENDPOINT_CONFIG, params["EndpointConfigName"]
-        )
+        config = self.store.get(ctx.region, ENDPOINT_CONFIGS, params["EndpointConfigName"])
         if config is None:
             raise not_found(ctx, ResourceKind.ENDPOINT_CONFIG, params["EndpointConfigName"])
         tags = self.tags.check_new(params.get("Tags"))
         arn = make_arn(ctx.region, ctx.account, ResourceKind.ENDPOINT, name)
-        if self.store.get(ctx.region, ResourceKind.ENDPOINT, name) is not None:
+        if self.store.get(ctx.region, ENDPOINTS, name) is not None:
             raise already_exists(ctx, ResourceKind.ENDPOINT, name)
         now = self.clock.now()
-        record = Record(ctx.region, ResourceKind.ENDPOINT, name, arn, now, now, {})
+        record = Record(
+            ctx.region, ResourceKind.ENDPOINT, name, arn, now, now, {}, state=EndpointState()
+        )
         deployment = self.plan(ctx, record, config)
         record.status = EndpointStatus.CREATING.value
         record.parent = config.name_key
-        record.state = {"target": deployment.to_dict(), "generation": deployment.generation}
+        record.state = EndpointState(target=deployment, generation=deployment.generation)
         record.document = {
             "EndpointName": name,
             "EndpointArn": arn,
             "EndpointConfigName": config.name,
-            "EndpointStatus": record.status,
             "CreationTime": now,
         }
         if params.get("DeploymentConfig"):
@@ -189,18 +187,19 @@ class EndpointService:
         insert_new(self.store, ctx, record, tags)
         return {"EndpointArn": arn}
 
-    def describe(self, record: Record) -> dict[str, Any]:
-        target, deployed = target_of(record), deployed_of(record)
+    def describe(self, record: Endpoint) -> Output:
+        state = record.state
         production, shadows = variant_summaries(
-            target, deployed, record.state.get("instances", {}), record.status, record.modified_at
+            state.target, state.deployed, state.instances, record.status, record.modified_at
         )
-        out = dict(record.document)
+        out: Output = dict(record.document)
+        out["EndpointStatus"] = record.status
         out["CreationTime"] = to_datetime(record.created_at)
         out["LastModifiedTime"] = to_datetime(record.modified_at)
         out["ProductionVariants"] = production
         if shadows:
             out["ShadowProductionVariants"] = shadows
-        running = deployed or target
+        running = state.running
         capture = running.data_capture if running else None
         if capture:
             out["DataCaptureConfig"] = {
@@ -213,13 +212,13 @@ class EndpointService:
             }
         return out
 
-    def describe_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        return self.describe(
-            require(self.store, ctx, ResourceKind.ENDPOINT, params["EndpointName"])
-        )
+    def describe_endpoint(
+        self, ctx: RequestContext, params: DescribeEndpointInputTypeDef
+    ) -> Output:
+        return self.describe(require(self.store, ctx, ENDPOINTS, params["EndpointName"]))
 
-    def list_endpoints(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        def summary(r: Record) -> dict[str, Any]:
+    def list_endpoints(self, ctx: RequestContext, params: ListEndpointsInputTypeDef) -> Output:
+        def summary(r: Endpoint) -> Output:
             return {
                 "EndpointName": r.name,
                 "EndpointArn": r.arn,
@@ -228,24 +227,24 @@ class EndpointService:
                 "EndpointStatus": r.status,
             }
 
-        items, token = list_page(self.store, ctx, ResourceKind.ENDPOINT, params, summary)
+        items, token = list_page(self.store, ctx, ENDPOINTS, params, summary)
         return {"Endpoints": items, "NextToken": token}
 
-    def update_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def update_endpoint(self, ctx: RequestContext, params: UpdateEndpointInputTypeDef) -> Output:
         retain = bool(params.get("RetainAllVariantProperties", False))
 
-        def attempt() -> Record:
+        def attempt() -> Endpoint:
             # Read in the unit too: the configuration cannot go between this check and the write.
             config_name = params["EndpointConfigName"]
-            config = self.store.get(ctx.region, ResourceKind.ENDPOINT_CONFIG, config_name)
+            config = self.store.get(ctx.region, ENDPOINT_CONFIGS, config_name)
             if config is None:
                 raise not_found(ctx, ResourceKind.ENDPOINT_CONFIG, config_name)
 
-            def change(record: Record) -> EndpointDeployment:
+            def change(record: Endpoint) -> EndpointDeployment:
                 self._require_in_service(record)
                 self._require_not_in_experiment(record, "update")
                 if not retain:
-                    record.state.pop("overrides", None)
+                    record.state.overrides = {}
                 record.parent = config.name_key
                 record.document["EndpointConfigName"] = config.name
                 if params.get("DeploymentConfig"):
@@ -259,19 +258,16 @@ class EndpointService:
         return {"EndpointArn": record.arn}
 
     def update_endpoint_weights_and_capacities(
-        self, ctx: RequestContext, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, params: UpdateEndpointWeightsAndCapacitiesInputTypeDef
+    ) -> Output:
         desired = params["DesiredWeightsAndCapacities"]
 
-        def change(record: Record) -> EndpointDeployment:
+        def change(record: Endpoint) -> EndpointDeployment:
             self._require_in_service(record)
-            config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, record.parent or "")
-            known = {
-                v["VariantName"]: v
-                for v in config.document["ProductionVariants"]
-                + config.document.get("ShadowProductionVariants", [])
-            }
-            overrides = {k: dict(v) for k, v in record.state.get("overrides", {}).items()}
+            config = require(self.store, ctx, ENDPOINT_CONFIGS, record.parent or "")
+            typed = EndpointConfig.from_document(config.document)
+            known = {v["VariantName"]: v for v in (*typed.production, *typed.shadows)}
+            overrides = dict(record.state.overrides)
             for item in desired:
                 variant = item["VariantName"]
                 if variant not in known:
@@ -289,13 +285,10 @@ class EndpointService:
                     raise ValidationException(
                         f"Variant '{variant}': DesiredInstanceCount must be at least 1."
                     )
-                entry = overrides.setdefault(variant, {})
-                _serverless_update(known[variant], item, entry)
-                if "DesiredWeight" in item:
-                    entry["weight"] = float(item["DesiredWeight"])
-                if "DesiredInstanceCount" in item:
-                    entry["count"] = int(item["DesiredInstanceCount"])
-            record.state["overrides"] = overrides
+                overrides[variant] = _override(
+                    known[variant], item, overrides.get(variant, VariantOverride())
+                )
+            record.state.overrides = overrides
             deployment = self.plan(ctx, record, config)
             if sum(v.weight for v in deployment.production()) <= 0:
                 raise ValidationException(
@@ -306,19 +299,18 @@ class EndpointService:
         record = self.retarget(ctx, params["EndpointName"], change)
         return {"EndpointArn": record.arn}
 
-    def delete_endpoint(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def delete_endpoint(self, ctx: RequestContext, params: DeleteEndpointInputTypeDef) -> Output:
         def attempt() -> None:
-            record = require(self.store, ctx, ResourceKind.ENDPOINT, params["EndpointName"])
-            held = record.state.get("experiment")
+            record = require(self.store, ctx, ENDPOINTS, params["EndpointName"])
+            held = record.state.experiment
             if held:
                 raise ResourceInUse(
                     f"Cannot delete endpoint '{record.name}': inference experiment "
-                    f"'{held['name']}' is using it. Stop the experiment first."
+                    f"'{held.name}' is using it. Stop the experiment first."
                 )
             if record.status == EndpointStatus.DELETING.value:
                 return
             record.status = EndpointStatus.DELETING.value
-            record.document["EndpointStatus"] = record.status
             record.modified_at = self.clock.now()
             self.store.update(record)
 
@@ -332,26 +324,35 @@ class EndpointService:
         return {}
 
 
-def _serverless_update(
-    spec: Mapping[str, Any], item: Mapping[str, Any], entry: dict[str, Any]
-) -> None:
-    """Check one DesiredWeightAndCapacity against the variant's kind and record its
-    ServerlessUpdateConfig (MaxConcurrency, ProvisionedConcurrency) in `entry`."""
+def _override(
+    spec: ProductionVariantUnionTypeDef,
+    item: DesiredWeightAndCapacityTypeDef,
+    before: VariantOverride,
+) -> VariantOverride:
+    """`before` with one DesiredWeightAndCapacity applied, checked against the variant's kind
+    (a serverless variant changes its ServerlessUpdateConfig, not an instance count)."""
     name = spec["VariantName"]
     serverless = spec.get("ServerlessConfig")
-    if serverless is None:
-        if "ServerlessUpdateConfig" in item:
-            raise ValidationException(
-                f"Variant '{name}' is not serverless: ServerlessUpdateConfig does not apply."
-            )
-        return
-    if "DesiredInstanceCount" in item:
+    changed: dict[str, int] | None = dict(before.serverless) if before.serverless else None
+    if serverless is None and "ServerlessUpdateConfig" in item:
+        raise ValidationException(
+            f"Variant '{name}' is not serverless: ServerlessUpdateConfig does not apply."
+        )
+    if serverless is not None and "DesiredInstanceCount" in item:
         raise ValidationException(
             f"Variant '{name}' is serverless: it has no instance count; change its "
             "ServerlessUpdateConfig instead."
         )
     update = item.get("ServerlessUpdateConfig")
-    if update:
-        merged = {**serverless, **entry.get("serverless", {}), **update}
-        check_provisioned(name, merged)
-        entry["serverless"] = {**entry.get("serverless", {}), **update}
+    if serverless is not None and update:
+        changed = dict(changed or {})
+        for member, value in update.items():
+            if isinstance(value, int):
+                changed[member] = value
+        check_provisioned(name, {**dict(serverless), **changed})
+    weight, count = item.get("DesiredWeight"), item.get("DesiredInstanceCount")
+    return VariantOverride(
+        weight=before.weight if weight is None else float(weight),
+        count=before.count if count is None else int(count),
+        serverless=changed,
+    )

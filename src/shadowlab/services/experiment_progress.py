@@ -2,31 +2,45 @@
 
 Creating -> Created -> (StartTime) Starting -> Running -> (EndTime or Stop) Stopping ->
 Completed | Cancelled, with Updating in between while an update is applied. Each step reads the
-experiment and its endpoint, does at most one thing and records it, so a crash or a restart at
-any point resumes where the store says it was.
+experiment and its endpoint, does at most one thing and records it (in `ExperimentState`), so a
+crash or a restart at any point resumes where the store says it was.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from shadowlab.domain import experiments as rules
-from shadowlab.domain.kinds import ResourceKind
+from shadowlab.domain.deployments import EndpointDeployment, Role, VariantDeployment
+from shadowlab.domain.endpoint_config import EndpointConfig
+from shadowlab.domain.endpoint_state import ExperimentClaim
+from shadowlab.domain.experiment_state import StopRequest
+from shadowlab.domain.inference_experiment import ExperimentSpec
 from shadowlab.domain.status import EndpointStatus, ExperimentStatus, ModelVariantStatus
 from shadowlab.services.common import require
 from shadowlab.services.context import Clock, RequestContext
-from shadowlab.services.deployments import EndpointDeployment, Role, VariantDeployment
 from shadowlab.services.endpoint_configs import EndpointConfigService
-from shadowlab.services.endpoint_plan import production_weight, shadow_weight
-from shadowlab.services.endpoints import EndpointService, deployed_of
+from shadowlab.services.endpoint_plan import config_after_stop, production_weight, shadow_weight
+from shadowlab.services.endpoints import Endpoint, EndpointService
+from shadowlab.services.experiment_views import Experiment
 from shadowlab.services.experiments import ExperimentService
 from shadowlab.services.judging import Judge, wants_auto_promotion
 from shadowlab.services.models import primary_container
-from shadowlab.store import Record, StaleRecord, Store
+from shadowlab.store import ENDPOINT_CONFIGS, ENDPOINTS, EXPERIMENTS, MODELS, StaleRecord, Store
 
 log = logging.getLogger(__name__)
-_KIND = ResourceKind.INFERENCE_EXPERIMENT
+
+_ACTIVE = [
+    s.value
+    for s in (
+        ExperimentStatus.CREATING,
+        ExperimentStatus.CREATED,
+        ExperimentStatus.STARTING,
+        ExperimentStatus.RUNNING,
+        ExperimentStatus.UPDATING,
+        ExperimentStatus.STOPPING,
+    )
+]
 
 
 class ExperimentProgress:
@@ -49,18 +63,7 @@ class ExperimentProgress:
         self.judge = judge
 
     def tick(self) -> None:
-        active = [
-            s.value
-            for s in (
-                ExperimentStatus.CREATING,
-                ExperimentStatus.CREATED,
-                ExperimentStatus.STARTING,
-                ExperimentStatus.RUNNING,
-                ExperimentStatus.UPDATING,
-                ExperimentStatus.STOPPING,
-            )
-        ]
-        for record in self.store.find(_KIND, statuses=active):
+        for record in self.store.find(EXPERIMENTS, statuses=_ACTIVE):
             try:
                 self.step(record)
             except StaleRecord:
@@ -68,18 +71,17 @@ class ExperimentProgress:
             except Exception:
                 log.exception("inference experiment %s: step failed", record.arn)
 
-    def _save(self, record: Record, status: ExperimentStatus | None = None) -> None:
+    def _save(self, record: Experiment, status: ExperimentStatus | None = None) -> None:
         if status is not None:
             record.status = status.value
-            record.document["Status"] = status.value
         record.modified_at = self.clock.now()
         self.store.update(record)
 
-    def step(self, record: Record) -> None:
+    def step(self, record: Experiment) -> None:
         ctx = RequestContext(record.region, self.account)
         now = self.clock.now()
         status = ExperimentStatus(record.status or ExperimentStatus.CREATING.value)
-        schedule = record.document["Schedule"]
+        schedule = ExperimentSpec.from_document(record.document).schedule
         two_record_steps = {
             ExperimentStatus.STARTING: self._starting,
             ExperimentStatus.UPDATING: self._updating,
@@ -87,9 +89,9 @@ class ExperimentProgress:
         }
         if status is ExperimentStatus.CREATING:
             self._save(record, ExperimentStatus.CREATED)
-        elif status is ExperimentStatus.CREATED and now >= schedule["StartTime"]:
+        elif status is ExperimentStatus.CREATED and now >= schedule.start:
             self._save(record, ExperimentStatus.STARTING)
-        elif status is ExperimentStatus.RUNNING and now >= schedule["EndTime"]:
+        elif status is ExperimentStatus.RUNNING and now >= schedule.end:
             # One write; judging may read captures for a while, so no unit (on SQLite its write
             # lock would stall every other writer meanwhile).
             self._end_of_schedule(ctx, record)
@@ -100,19 +102,18 @@ class ExperimentProgress:
             with self.store.unit_of_work():
                 two_record_steps[status](ctx, record)
 
-    def _end_of_schedule(self, ctx: RequestContext, record: Record) -> None:
+    def _end_of_schedule(self, ctx: RequestContext, record: Experiment) -> None:
         """Stop as SageMaker does at EndTime (the endpoint back as it was), or promote the shadow
         when the experiment asked for it and the verdict passes."""
-        roles = self._roles(record)
-        source = roles.source["VariantName"]
-        actions = rules.default_actions(source, list(roles.sampling))
+        spec = ExperimentSpec.from_document(record.document)
+        roles = spec.roles
+        source = roles.source_name
+        actions = rules.default_actions(source, roles.shadow_names)
         if wants_auto_promotion(self.store.list_tags(record.arn)):
             if self.judge is None:
                 reason = "Not promoted automatically: this server has no judge configured."
             else:
-                described = self.experiments.describe_inference_experiment(
-                    ctx, {"Name": record.name}
-                )
+                described = self.experiments.describe(ctx, record)
                 try:
                     judgement = self.judge(ctx.region, described)
                 except Exception as exc:  # a broken analysis must not wedge the experiment
@@ -127,33 +128,24 @@ class ExperimentProgress:
                         reason = f"Not promoted automatically: verdict {judgement.verdict}. "
                     reason += judgement.reason
             record.document["StatusReason"] = reason[:1024]
-        plan = rules.plan_stop(
-            actions, source, list(roles.sampling), record.document["ModelVariants"], None
-        )
-        record.state["stop"] = {
-            "plan": plan.to_dict(),
-            "desired_state": ExperimentStatus.COMPLETED.value,
-            "actions": actions,
-        }
+        plan = rules.plan_stop(actions, source, roles.shadow_names, spec.model_variants, None)
+        record.state.stop = StopRequest(plan, ExperimentStatus.COMPLETED, actions)
         self._save(record, ExperimentStatus.STOPPING)
 
     # -- helpers --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _roles(record: Record) -> rules.VariantRoles:
-        return rules.check_model_variants(
-            record.document["ModelVariants"], record.document["ShadowModeConfig"]
-        )
+    def _endpoint(self, ctx: RequestContext, record: Experiment) -> Endpoint:
+        return require(self.store, ctx, ENDPOINTS, record.document["EndpointName"])
 
     def _shadow_deployments(
-        self, ctx: RequestContext, record: Record, production_weight: float
+        self, ctx: RequestContext, spec: ExperimentSpec, production_weight: float
     ) -> list[VariantDeployment]:
-        roles = self._roles(record)
+        roles = spec.roles
         shadows = []
         for variant in roles.shadows:
             instance_type, count = rules.infrastructure(variant)
             sampling = roles.sampling[variant["VariantName"]]
-            model = require(self.store, ctx, ResourceKind.MODEL, variant["ModelName"])
+            model = require(self.store, ctx, MODELS, variant["ModelName"])
             shadows.append(
                 VariantDeployment(
                     name=variant["VariantName"],
@@ -169,29 +161,28 @@ class ExperimentProgress:
         return shadows
 
     def _retarget_with_shadows(
-        self, ctx: RequestContext, record: Record, with_shadows: bool
+        self, ctx: RequestContext, record: Experiment, with_shadows: bool
     ) -> int:
-        """Point the endpoint at its configuration plus (or minus) this experiment's shadows."""
+        """Point the endpoint at its configuration plus (or minus) this experiment's shadows;
+        the generation of that deployment."""
+        spec = ExperimentSpec.from_document(record.document)
 
-        def change(endpoint: Record) -> EndpointDeployment:
-            config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, endpoint.parent or "")
-            weight = production_weight(config.document, endpoint.state.get("overrides", {}))
-            shadows = self._shadow_deployments(ctx, record, weight) if with_shadows else []
-            endpoint.state["experiment"] = {
-                "name": record.name,
-                "shadows": [s.to_dict() for s in shadows],
-                "data_storage": record.document.get("DataStorageConfig") if with_shadows else None,
-            }
-            return self.endpoints.plan(ctx, endpoint, config, experiment_shadows=shadows)
+        def change(endpoint: Endpoint) -> EndpointDeployment:
+            config = require(self.store, ctx, ENDPOINT_CONFIGS, endpoint.parent or "")
+            production = EndpointConfig.from_document(config.document).production
+            weight = production_weight(production, endpoint.state.overrides)
+            shadows = self._shadow_deployments(ctx, spec, weight) if with_shadows else []
+            storage = spec.data_storage if with_shadows else None
+            endpoint.state.experiment = ExperimentClaim(record.name, tuple(shadows), storage)
+            return self.endpoints.plan(ctx, endpoint, config)
 
-        endpoint = self.endpoints.retarget(ctx, record.document["EndpointName"], change)
-        return int(endpoint.state["generation"])
+        return self.endpoints.retarget(ctx, spec.endpoint_name, change).state.generation
 
-    def _converged(self, ctx: RequestContext, record: Record, generation: int) -> str | None:
+    def _converged(self, ctx: RequestContext, record: Experiment, generation: int) -> str | None:
         """None while the endpoint converges; "ok" once it runs `generation`; else the reason
         it could not (it rolled back or failed)."""
-        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
-        deployed = deployed_of(endpoint)
+        endpoint = self._endpoint(ctx, record)
+        deployed = endpoint.state.deployed
         if endpoint.status == EndpointStatus.FAILED.value:
             return str(endpoint.document.get("FailureReason", "the endpoint failed"))
         if endpoint.status != EndpointStatus.IN_SERVICE.value:
@@ -202,15 +193,15 @@ class ExperimentProgress:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _starting(self, ctx: RequestContext, record: Record) -> None:
-        generation = record.state.get("start_generation")
+    def _starting(self, ctx: RequestContext, record: Experiment) -> None:
+        generation = record.state.start_generation
         if generation is None:
-            record.state["start_generation"] = self._retarget_with_shadows(ctx, record, True)
+            record.state.start_generation = self._retarget_with_shadows(ctx, record, True)
             self._save(record)
             return
         outcome = self._converged(ctx, record, generation)
         if outcome == "ok":
-            record.state["variant_status"] = ModelVariantStatus.IN_SERVICE.value
+            record.state.shadow_status = ModelVariantStatus.IN_SERVICE
             self._save(record, ExperimentStatus.RUNNING)
         elif outcome is not None:
             self._finish(
@@ -220,161 +211,118 @@ class ExperimentProgress:
                 f"The shadow variant could not be deployed: {outcome}",
             )
 
-    def _updating(self, ctx: RequestContext, record: Record) -> None:
-        resume = ExperimentStatus(record.state.get("resume", ExperimentStatus.CREATED.value))
+    def _updating(self, ctx: RequestContext, record: Experiment) -> None:
+        state = record.state
+        resume = state.resume or ExperimentStatus.CREATED
         if resume is not ExperimentStatus.RUNNING:
-            record.state.pop("resume", None)
+            state.resume = None
             self._save(record, resume)
             return
-        generation = record.state.get("update_generation")
+        generation = state.update_generation
         if generation is None:
-            record.state["update_generation"] = self._retarget_with_shadows(ctx, record, True)
+            state.update_generation = self._retarget_with_shadows(ctx, record, True)
             self._save(record)
             return
         outcome = self._converged(ctx, record, generation)
         if outcome is not None:
-            for key in ("resume", "update_generation"):
-                record.state.pop(key, None)
-            record.state["variant_status"] = ModelVariantStatus.IN_SERVICE.value
+            state.resume = state.update_generation = None
+            state.shadow_status = ModelVariantStatus.IN_SERVICE
             if outcome != "ok":
                 record.document["StatusReason"] = f"The update could not be applied: {outcome}"
             self._save(record, ExperimentStatus.RUNNING)
 
-    def _stopping(self, ctx: RequestContext, record: Record) -> None:
-        stop = record.state["stop"]
-        plan = rules.StopPlan.from_dict(stop["plan"])
-        generation = stop.get("generation")
-        if generation is None:
-            endpoint = require(
-                self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"]
-            )
-            had_shadows = bool((endpoint.state.get("experiment") or {}).get("shadows"))
-            if plan.changes_config:
-                stop["generation"] = self._apply_new_config(ctx, record, plan)
-            elif had_shadows:
-                stop["generation"] = self._retarget_with_shadows(ctx, record, False)
+    def _stopping(self, ctx: RequestContext, record: Experiment) -> None:
+        stop = record.state.stop
+        assert stop is not None, "Stopping is only ever set with its StopRequest"
+        if stop.generation is None:
+            held = self._endpoint(ctx, record).state.experiment
+            if stop.plan.changes_config:
+                stop.generation = self._apply_new_config(ctx, record, stop.plan)
+            elif held is not None and held.shadows:
+                stop.generation = self._retarget_with_shadows(ctx, record, False)
             else:
-                self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), None)
+                self._finish(ctx, record, stop.desired_state, None)
                 return
             self._save(record)
             return
-        outcome = self._converged(ctx, record, generation)
+        outcome = self._converged(ctx, record, stop.generation)
         if outcome is None:
             return
-        failed = stop.get("failed")
-        if outcome != "ok" and failed is None and self._shadows_run(ctx, record):
+        if outcome != "ok" and stop.failed is None and self._shadows_run(ctx, record):
             # The endpoint rolled back to what ran during the experiment, its shadows included.
             # Take them off before letting go of the endpoint, or they would keep running (and
             # capturing) for an experiment that has ended.
-            stop["failed"] = outcome
-            stop["generation"] = self._retarget_with_shadows(ctx, record, False)
+            stop.failed = outcome
+            stop.generation = self._retarget_with_shadows(ctx, record, False)
             self._save(record)
             return
         reason = None
-        if failed is not None:
-            reason = f"Stopping did not apply cleanly: {failed}. " + (
+        if stop.failed is not None:
+            reason = f"Stopping did not apply cleanly: {stop.failed}. " + (
                 "The shadow variants were removed in a follow-up deployment."
                 if outcome == "ok"
                 else f"Removing the shadow variants failed too: {outcome}"
             )
         elif outcome != "ok":
             reason = f"Stopping did not apply cleanly: {outcome}"
-        self._finish(ctx, record, ExperimentStatus(stop["desired_state"]), reason)
+        self._finish(ctx, record, stop.desired_state, reason)
 
-    def _shadows_run(self, ctx: RequestContext, record: Record) -> bool:
+    def _shadows_run(self, ctx: RequestContext, record: Experiment) -> bool:
         """Whether the InService endpoint runs one of this experiment's shadow variants."""
-        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
-        deployed = deployed_of(endpoint)
+        endpoint = self._endpoint(ctx, record)
+        deployed = endpoint.state.deployed
         if endpoint.status != EndpointStatus.IN_SERVICE.value or deployed is None:
             return False
-        names = set(self._roles(record).sampling)
+        names = set(ExperimentSpec.from_document(record.document).roles.sampling)
         return any(v.name in names for v in deployed.shadows())
 
-    def _apply_new_config(self, ctx: RequestContext, record: Record, plan: rules.StopPlan) -> int:
+    def _apply_new_config(
+        self, ctx: RequestContext, record: Experiment, plan: rules.StopPlan
+    ) -> int:
         """Promote/Retain: a new endpoint configuration, as SageMaker makes one, then update."""
-        endpoint = require(self.store, ctx, ResourceKind.ENDPOINT, record.document["EndpointName"])
-        config = require(self.store, ctx, ResourceKind.ENDPOINT_CONFIG, endpoint.parent or "")
-        roles = self._roles(record)
-        source = roles.source["VariantName"]
-        by_name = {v["VariantName"]: v for v in record.document["ModelVariants"]}
-        production = [dict(v) for v in config.document["ProductionVariants"]]
-        if plan.promoted is not None:
-            instance_type, count = plan.promoted_infrastructure or rules.infrastructure(
-                by_name[plan.promoted]
-            )
-            replaced = next(v for v in production if v["VariantName"] == source)
-            promoted = {
-                "VariantName": plan.promoted,
-                "ModelName": by_name[plan.promoted]["ModelName"],
-                "InstanceType": instance_type,
-                "InitialInstanceCount": count,
-                "InitialVariantWeight": replaced.get("InitialVariantWeight", 1.0),
-            }
-            production = [promoted if v is replaced else v for v in production]
+        endpoint = self._endpoint(ctx, record)
+        config = require(self.store, ctx, ENDPOINT_CONFIGS, endpoint.parent or "")
         # Named after the experiment, deterministically: a step retried after a crash finds the
         # configuration it made before instead of making a second one.
-        request: dict[str, Any] = {
-            "EndpointConfigName": f"{record.name[:50]}-{int(record.created_at) % 10**8}",
-            "ProductionVariants": production,
-        }
-        if plan.retained_shadow is not None:
-            variant = by_name[plan.retained_shadow]
-            instance_type, count = rules.infrastructure(variant)
-            total = production_weight({"ProductionVariants": production}, {})
-            request["ShadowProductionVariants"] = [
-                {
-                    "VariantName": plan.retained_shadow,
-                    "ModelName": variant["ModelName"],
-                    "InstanceType": instance_type,
-                    "InitialInstanceCount": count,
-                    "InitialVariantWeight": shadow_weight(
-                        roles.sampling[plan.retained_shadow], total
-                    ),
-                }
-            ]
-        if config.document.get("DataCaptureConfig"):
-            request["DataCaptureConfig"] = config.document["DataCaptureConfig"]
-        if (
-            self.store.get(ctx.region, ResourceKind.ENDPOINT_CONFIG, request["EndpointConfigName"])
-            is None
-        ):
-            self.configs.create_endpoint_config(ctx, request)
-        new_config = require(
-            self.store, ctx, ResourceKind.ENDPOINT_CONFIG, request["EndpointConfigName"]
-        )
+        name = f"{record.name[:50]}-{int(record.created_at) % 10**8}"
+        if self.store.get(ctx.region, ENDPOINT_CONFIGS, name) is None:
+            derived = config_after_stop(
+                EndpointConfig.from_document(config.document),
+                ExperimentSpec.from_document(record.document),
+                plan,
+                name,
+            )
+            self.configs.create_derived(ctx, derived)
+        new_config = require(self.store, ctx, ENDPOINT_CONFIGS, name)
 
-        def change(endpoint: Record) -> EndpointDeployment:
-            endpoint.state.pop("overrides", None)
-            endpoint.state["experiment"] = {"name": record.name, "shadows": []}
+        def change(endpoint: Endpoint) -> EndpointDeployment:
+            endpoint.state.overrides = {}
+            endpoint.state.experiment = ExperimentClaim(record.name)
             endpoint.parent = new_config.name_key
             endpoint.document["EndpointConfigName"] = new_config.name
-            return self.endpoints.plan(ctx, endpoint, new_config, experiment_shadows=[])
+            return self.endpoints.plan(ctx, endpoint, new_config)
 
-        updated = self.endpoints.retarget(ctx, endpoint.name, change)
-        return int(updated.state["generation"])
+        return self.endpoints.retarget(ctx, endpoint.name, change).state.generation
 
     def _finish(
-        self, ctx: RequestContext, record: Record, status: ExperimentStatus, reason: str | None
+        self, ctx: RequestContext, record: Experiment, status: ExperimentStatus, reason: str | None
     ) -> None:
-        endpoint = self.store.get(
-            ctx.region, ResourceKind.ENDPOINT, record.document["EndpointName"]
-        )
-        deployed = deployed_of(endpoint) if endpoint is not None else None
+        endpoint = self.store.get(ctx.region, ENDPOINTS, record.document["EndpointName"])
+        deployed = endpoint.state.deployed if endpoint is not None else None
         if endpoint is not None and endpoint.status == EndpointStatus.IN_SERVICE.value and deployed:
             # What the endpoint runs, not what the stop asked for: they differ when the stop's
             # deployment was rolled back.
             kept = {v.name for v in deployed.variants}
         else:  # not InService (Failed: nothing runs, or still converging): what was asked for
-            actions = (record.state.get("stop") or {}).get("actions", {})
+            actions = record.state.stop.actions if record.state.stop else {}
             source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
             kept = {n for n, a in actions.items() if a != "Remove"} if actions else {source}
-        statuses = {
-            v["VariantName"]: ModelVariantStatus.IN_SERVICE.value
+        record.state.final_statuses = {
+            v["VariantName"]: ModelVariantStatus.IN_SERVICE
             if v["VariantName"] in kept
-            else ModelVariantStatus.DELETED.value
+            else ModelVariantStatus.DELETED
             for v in record.document["ModelVariants"]
         }
-        record.state["variant_statuses"] = statuses
         record.document["CompletionTime"] = self.clock.now()
         if reason:
             record.document["StatusReason"] = reason

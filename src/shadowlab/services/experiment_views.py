@@ -5,36 +5,39 @@ Kept apart from `experiments` (the operations that change them) so that module s
 
 from __future__ import annotations
 
-from typing import Any
-
-from shadowlab.domain.status import ModelVariantStatus
+from shadowlab.domain.endpoint_state import EndpointState
+from shadowlab.domain.experiment_state import ExperimentState
+from shadowlab.services.common import Output
 from shadowlab.services.context import to_datetime
 from shadowlab.store import Record
 
+Experiment = Record[ExperimentState]
 
-def model_variant_summaries(record: Record) -> list[dict[str, Any]]:
+
+def _schedule(record: Experiment) -> Output:
+    return {k: to_datetime(v) for k, v in record.document["Schedule"].items()}
+
+
+def model_variant_summaries(record: Experiment) -> list[Output]:
     source = record.document["ShadowModeConfig"]["SourceModelVariantName"]
-    statuses: dict[str, str] = record.state.get("variant_statuses", {})
-    shadow_status = record.state.get("variant_status", ModelVariantStatus.CREATING.value)
-    summaries = []
-    for variant in record.document["ModelVariants"]:
-        name = variant["VariantName"]
-        default = ModelVariantStatus.IN_SERVICE.value if name == source else shadow_status
-        summaries.append({**variant, "Status": statuses.get(name, default)})
-    return summaries
+    return [
+        {**variant, "Status": record.state.variant_status(variant["VariantName"], source).value}
+        for variant in record.document["ModelVariants"]
+    ]
 
 
-def describe(record: Record, endpoint: Record | None) -> dict[str, Any]:
+def describe(record: Experiment, endpoint: Record[EndpointState] | None) -> Output:
     """DescribeInferenceExperiment's answer; `endpoint` is the experiment's, if it still exists."""
     document = record.document
-    out = {k: v for k, v in document.items() if k not in ("Schedule", "EndpointName")}
-    out["Schedule"] = {k: to_datetime(v) for k, v in document["Schedule"].items()}
+    out: Output = {k: v for k, v in document.items() if k not in ("Schedule", "EndpointName")}
+    out["Status"] = record.status
+    out["Schedule"] = _schedule(record)
     out["CreationTime"] = to_datetime(record.created_at)
     out["LastModifiedTime"] = to_datetime(record.modified_at)
     if document.get("CompletionTime") is not None:
         out["CompletionTime"] = to_datetime(document["CompletionTime"])
     out["ModelVariants"] = model_variant_summaries(record)
-    metadata: dict[str, Any] = {"EndpointName": document["EndpointName"]}
+    metadata: Output = {"EndpointName": document["EndpointName"]}
     if endpoint is not None:
         metadata["EndpointConfigName"] = endpoint.document["EndpointConfigName"]
         metadata["EndpointStatus"] = endpoint.status
@@ -44,13 +47,13 @@ def describe(record: Record, endpoint: Record | None) -> dict[str, Any]:
     return out
 
 
-def summary(record: Record) -> dict[str, Any]:
+def summary(record: Experiment) -> Output:
     """One item of ListInferenceExperiments."""
     d = record.document
-    item: dict[str, Any] = {
+    item: Output = {
         "Name": record.name,
         "Type": d["Type"],
-        "Schedule": {k: to_datetime(v) for k, v in d["Schedule"].items()},
+        "Schedule": _schedule(record),
         "Status": record.status,
         "CreationTime": to_datetime(record.created_at),
         "LastModifiedTime": to_datetime(record.modified_at),

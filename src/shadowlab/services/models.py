@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shadowlab.domain.arns import make_arn
 from shadowlab.domain.environment import DEFAULT_UPSTREAM_HOSTS, UpstreamHosts, environment_problem
@@ -12,6 +11,7 @@ from shadowlab.domain.status import ACTIVE_EXPERIMENT_STATUSES
 from shadowlab.errors import ResourceInUse, ValidationException
 from shadowlab.services.atomic import run_atomically
 from shadowlab.services.common import (
+    Output,
     being_changed,
     insert_new,
     list_page,
@@ -20,8 +20,16 @@ from shadowlab.services.common import (
 )
 from shadowlab.services.context import Clock, RequestContext, to_datetime
 from shadowlab.services.tags import TagService
-from shadowlab.store import Record, Store
+from shadowlab.store import ENDPOINT_CONFIGS, ENDPOINTS, EXPERIMENTS, MODELS, NoState, Record, Store
 from shadowlab.store.records import ListQuery
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateModelInputTypeDef,
+        DeleteModelInputTypeDef,
+        DescribeModelInputTypeDef,
+        ListModelsInputTypeDef,
+    )
 
 _DESCRIBED = (
     "ModelName",
@@ -34,7 +42,7 @@ _DESCRIBED = (
 )
 
 
-def primary_container(model: Record) -> dict[str, Any]:
+def primary_container(model: Record[NoState]) -> dict[str, object]:
     """The container that serves: PrimaryContainer, or the first of Containers."""
     document = model.document
     if document.get("PrimaryContainer"):
@@ -55,7 +63,7 @@ class ModelService:
         self.clock = clock
         self.upstream_hosts = upstream_hosts or UpstreamHosts.parse(DEFAULT_UPSTREAM_HOSTS)
 
-    def create_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def create_model(self, ctx: RequestContext, params: CreateModelInputTypeDef) -> Output:
         name = params["ModelName"]
         has_primary = "PrimaryContainer" in params
         has_containers = bool(params.get("Containers"))
@@ -64,40 +72,45 @@ class ModelService:
                 "Exactly one of PrimaryContainer or Containers must be specified for model "
                 f"'{name}'."
             )
-        for container in [params.get("PrimaryContainer") or {}, *(params.get("Containers") or [])]:
+        containers = [*(params.get("Containers") or [])]
+        if "PrimaryContainer" in params:
+            containers.append(params["PrimaryContainer"])
+        for container in containers:
             problem = environment_problem(container.get("Environment"), self.upstream_hosts)
             if problem:
                 raise ValidationException(problem)
         tags = self.tags.check_new(params.get("Tags"))
         arn = make_arn(ctx.region, ctx.account, ResourceKind.MODEL, name)
         now = self.clock.now()
-        document = {k: params[k] for k in _DESCRIBED if k in params}
+        document: dict[str, object] = {k: v for k, v in params.items() if k in _DESCRIBED}
         document.update(ModelArn=arn, CreationTime=now)
-        record = Record(ctx.region, ResourceKind.MODEL, name, arn, now, now, document)
+        record = Record(
+            ctx.region, ResourceKind.MODEL, name, arn, now, now, document, state=NoState()
+        )
         insert_new(self.store, ctx, record, tags)
         return {"ModelArn": arn}
 
-    def describe_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        record = require(self.store, ctx, ResourceKind.MODEL, params["ModelName"])
+    def describe_model(self, ctx: RequestContext, params: DescribeModelInputTypeDef) -> Output:
+        record = require(self.store, ctx, MODELS, params["ModelName"])
         return with_datetimes(record.document, ("CreationTime",))
 
-    def list_models(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        def summary(r: Record) -> dict[str, Any]:
+    def list_models(self, ctx: RequestContext, params: ListModelsInputTypeDef) -> Output:
+        def summary(r: Record[NoState]) -> Output:
             return {
                 "ModelName": r.name,
                 "ModelArn": r.arn,
                 "CreationTime": to_datetime(r.created_at),
             }
 
-        items, token = list_page(self.store, ctx, ResourceKind.MODEL, params, summary)
+        items, token = list_page(self.store, ctx, MODELS, params, summary)
         return {"Models": items, "NextToken": token}
 
-    def delete_model(self, ctx: RequestContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    def delete_model(self, ctx: RequestContext, params: DeleteModelInputTypeDef) -> Output:
         name = params["ModelName"]
 
         def attempt() -> None:
             # Check and delete in one unit: nothing starts using the model in between (SQLite).
-            record = require(self.store, ctx, ResourceKind.MODEL, name)
+            record = require(self.store, ctx, MODELS, name)
             user = self.used_by(ctx, record.name)
             if user is not None:
                 raise ResourceInUse(
@@ -115,24 +128,24 @@ class ModelService:
         """What keeps a model from being deleted: a live endpoint serving it (through its
         configuration or an experiment), or an experiment that will deploy it."""
         key = model_name.lower()
-        for endpoint in self.store.find(ResourceKind.ENDPOINT, region=ctx.region):
+        for endpoint in self.store.find(ENDPOINTS, region=ctx.region):
             # What it should run and what it runs now (they differ while it converges).
-            for deployment in (endpoint.state.get("target"), endpoint.state.get("deployed")):
-                for variant in (deployment or {}).get("variants", []):
-                    if variant["model_name"].lower() == key:
+            for deployment in (endpoint.state.target, endpoint.state.deployed):
+                for variant in deployment.variants if deployment else ():
+                    if variant.model_name.lower() == key:
                         return f"endpoint '{endpoint.name}'"
         for config in self.store.list_records(
-            ctx.region, ResourceKind.ENDPOINT_CONFIG, ListQuery(limit=1_000_000)
+            ctx.region, ENDPOINT_CONFIGS, ListQuery(limit=1_000_000)
         ):
             variants = config.document.get("ProductionVariants", []) + config.document.get(
                 "ShadowProductionVariants", []
             )
             if any(v.get("ModelName", "").lower() == key for v in variants) and self.store.find(
-                ResourceKind.ENDPOINT, parent=config.name_key, region=ctx.region
+                ENDPOINTS, parent=config.name_key, region=ctx.region
             ):
                 return f"endpoint configuration '{config.name}' of a live endpoint"
         for experiment in self.store.find(
-            ResourceKind.INFERENCE_EXPERIMENT,
+            EXPERIMENTS,
             statuses=[s.value for s in ACTIVE_EXPERIMENT_STATUSES],
             region=ctx.region,
         ):

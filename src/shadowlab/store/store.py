@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from shadowlab.domain.kinds import ResourceKind
-from shadowlab.store.records import ListQuery, Record
+from shadowlab.store.records import RECORD_KINDS, ListQuery, Record, RecordKind, S
 from shadowlab.store.schema import resources, tags
 
 log = logging.getLogger(__name__)
@@ -75,23 +75,42 @@ def create_store_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _to_record(row: Any) -> Record:
+# The inventory view (migration 0003) reads a resource's status from its JSON document, as
+# Describe shows it. The `status` column is the one status everything else uses: the store
+# writes this copy from it and drops it when reading, so nothing above keeps two in step.
+_STATUS_MEMBER = {
+    ResourceKind.ENDPOINT: "EndpointStatus",
+    ResourceKind.INFERENCE_EXPERIMENT: "Status",
+}
+
+
+def _to_record(row: Any, kind: RecordKind[S]) -> Record[S]:
+    document = dict(row.document)
+    document.pop(_STATUS_MEMBER.get(kind.resource, ""), None)
     return Record(
         region=row.region,
-        kind=ResourceKind(row.kind),
+        kind=kind.resource,
         name=row.name,
         arn=row.arn,
         created_at=row.created_at,
         modified_at=row.modified_at,
         status=row.status,
         parent=row.parent,
-        document=dict(row.document),
-        state=dict(row.state),
+        document=document,
+        state=kind.decode(row.state),
         version=row.version,
     )
 
 
-def _values(record: Record) -> dict[str, Any]:
+def _any_record(row: Any) -> Record[Any]:
+    return _to_record(row, RECORD_KINDS[ResourceKind(row.kind)])
+
+
+def _values(record: Record[Any]) -> dict[str, Any]:
+    document = record.document
+    member = _STATUS_MEMBER.get(record.kind)
+    if member is not None:
+        document = {**document, member: record.status}
     return {
         "region": record.region,
         "kind": record.kind.value,
@@ -102,8 +121,8 @@ def _values(record: Record) -> dict[str, Any]:
         "modified_at": record.modified_at,
         "status": record.status,
         "parent": record.parent,
-        "document": record.document,
-        "state": record.state,
+        "document": document,
+        "state": record.state.to_json(),
     }
 
 
@@ -182,7 +201,7 @@ class Store:
 
     # -- resources ------------------------------------------------------------------------------
 
-    def insert(self, record: Record) -> Record:
+    def insert(self, record: Record[S]) -> Record[S]:
         """Store a new record; AlreadyExists if the name is taken. Inside a unit of work the
         unit must then end (PostgreSQL refuses anything more in a transaction after an error)."""
         record.version = 1
@@ -193,22 +212,22 @@ class Store:
             raise AlreadyExists(record.arn) from exc
         return record
 
-    def get(self, region: str, kind: ResourceKind, name: str) -> Record | None:
+    def get(self, region: str, kind: RecordKind[S], name: str) -> Record[S] | None:
         query = select(resources).where(
             resources.c.region == region,
-            resources.c.kind == kind.value,
+            resources.c.kind == kind.resource.value,
             resources.c.name_key == name.lower(),
         )
         with self.transaction(write=False) as conn:
             row = conn.execute(query).first()
-        return None if row is None else _to_record(row)
+        return None if row is None else _to_record(row, kind)
 
-    def get_by_arn(self, arn: str) -> Record | None:
+    def get_by_arn(self, arn: str) -> Record[Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(select(resources).where(resources.c.arn == arn)).first()
-        return None if row is None else _to_record(row)
+        return None if row is None else _any_record(row)
 
-    def update(self, record: Record) -> Record:
+    def update(self, record: Record[S]) -> Record[S]:
         """Write the record if nobody changed it since it was read; bump its version."""
         statement = (
             sql_update(resources)
@@ -226,7 +245,7 @@ class Store:
         record.version += 1
         return record
 
-    def delete(self, record: Record) -> None:
+    def delete(self, record: Record[Any]) -> None:
         with self.transaction(write=True) as conn:
             result = conn.execute(
                 delete(resources).where(
@@ -237,9 +256,9 @@ class Store:
                 raise StaleRecord(record.arn)
             conn.execute(delete(tags).where(tags.c.arn == record.arn))
 
-    def list_records(self, region: str, kind: ResourceKind, query: ListQuery) -> list[Record]:
+    def list_records(self, region: str, kind: RecordKind[S], query: ListQuery) -> list[Record[S]]:
         c = resources.c
-        conditions: list[Any] = [c.region == region, c.kind == kind.value]
+        conditions: list[Any] = [c.region == region, c.kind == kind.resource.value]
         if query.name_contains:
             conditions.append(c.name_key.contains(query.name_contains.lower(), autoescape=True))
         if query.created_before is not None:
@@ -262,18 +281,18 @@ class Store:
         order = (sort.desc(), c.name_key.desc()) if query.descending else (sort, c.name_key)
         statement = select(resources).where(*conditions).order_by(*order).limit(query.limit)
         with self.transaction(write=False) as conn:
-            return [_to_record(row) for row in conn.execute(statement)]
+            return [_to_record(row, kind) for row in conn.execute(statement)]
 
     def find(
         self,
-        kind: ResourceKind,
+        kind: RecordKind[S],
         *,
         statuses: Sequence[str] | None = None,
         parent: str | None = None,
         region: str | None = None,
-    ) -> list[Record]:
+    ) -> list[Record[S]]:
         """Records across regions, for the reconciler and referential checks."""
-        conditions: list[Any] = [resources.c.kind == kind.value]
+        conditions: list[Any] = [resources.c.kind == kind.resource.value]
         if statuses is not None:
             conditions.append(resources.c.status.in_(list(statuses)))
         if parent is not None:
@@ -282,7 +301,7 @@ class Store:
             conditions.append(resources.c.region == region)
         with self.transaction(write=False) as conn:
             rows = conn.execute(select(resources).where(*conditions).order_by(resources.c.arn))
-            return [_to_record(row) for row in rows]
+            return [_to_record(row, kind) for row in rows]
 
     # -- tags -----------------------------------------------------------------------------------
 

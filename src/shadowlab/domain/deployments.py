@@ -1,16 +1,15 @@
-"""What an endpoint should run, and the interface to whatever runs it.
+"""What an endpoint runs: its variants, their models, weights and roles, and its capture.
 
-The services decide *what* runs (a deployment); a `Hosting` implementation makes it so: real
-worker processes in `shadowlab.hosting`, or nothing at all for a control-plane-only server. The
-reconciler calls `ensure` until it reports ready or failed, so implementations must be idempotent
-and must not block.
+The services plan a deployment from an endpoint configuration (`services.endpoint_plan`); a
+`Hosting` (`services.hosting`) makes it run. Stored in the endpoint's state as JSON, so
+`to_dict`/`from_dict` must read what earlier versions wrote.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 
 class Role(StrEnum):
@@ -90,47 +89,3 @@ class EndpointDeployment:
             experiment_name=data.get("experiment_name"),
             data_storage=data.get("data_storage"),
         )
-
-
-class HostingState(StrEnum):
-    PENDING = "pending"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class HostingStatus:
-    state: HostingState
-    reason: str | None = None
-    # Live instances per variant name, for CurrentInstanceCount.
-    instances: dict[str, int] = field(default_factory=dict)
-
-
-class Hosting(Protocol):
-    def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
-        """Converge towards `deployment` (idempotent, non-blocking) and say how far it is."""
-        ...
-
-    def remove(self, key: str) -> bool:
-        """Stop everything for the endpoint `key`; True once nothing is left."""
-        ...
-
-
-class ImmediateHosting:
-    """Control plane only (`--hosting none`): every deployment is ready at once, nothing runs.
-
-    Useful to manage SageMaker resources without spending processes on them; invocations then
-    find no instance and answer ServiceUnavailable.
-    """
-
-    def __init__(self) -> None:
-        self.deployments: dict[str, EndpointDeployment] = {}
-
-    def ensure(self, deployment: EndpointDeployment) -> HostingStatus:
-        self.deployments[deployment.key] = deployment
-        counts = {v.name: v.instance_count for v in deployment.variants}
-        return HostingStatus(HostingState.READY, instances=counts)
-
-    def remove(self, key: str) -> bool:
-        self.deployments.pop(key, None)
-        return True

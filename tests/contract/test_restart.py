@@ -34,7 +34,8 @@ def test_sigkill_while_running_then_restart_completes_at_end_time(
     sm = restartable.client()
     endpoint = create_endpoint(sm)
     name = unique("exp")
-    end = in_seconds(6)
+    # Far enough ahead that a loaded machine cannot reach it before the restart; once the new
+    # process is up, the experiment is given an EndTime a moment away.
     checked(
         sm,
         "CreateInferenceExperiment",
@@ -42,7 +43,7 @@ def test_sigkill_while_running_then_restart_completes_at_end_time(
             name,
             endpoint,
             create_model(sm),
-            schedule={"StartTime": in_seconds(0.2), "EndTime": end},
+            schedule={"StartTime": in_seconds(0.2), "EndTime": in_seconds(600)},
         ),
     )
     wait_experiment(sm, name, "Running")
@@ -70,8 +71,10 @@ def test_sigkill_while_running_then_restart_completes_at_end_time(
         checked(sm, "DescribeModel", ModelName=model)
     checked(sm, "DescribeEndpointConfig", EndpointConfigName=endpoint["config"])
 
-    # ...and it completes at its EndTime, not before.
-    completed = wait_experiment(sm, name, "Completed", timeout=20)
+    # ...and the restarted server ends it at its EndTime, not before.
+    end = in_seconds(3)
+    checked(sm, "UpdateInferenceExperiment", Name=name, Schedule={"EndTime": end})
+    completed = wait_experiment(sm, name, "Completed", timeout=30)
     assert completed["CompletionTime"] >= end
     described = checked(sm, "DescribeEndpoint", EndpointName=endpoint["endpoint"])
     assert described["EndpointStatus"] == "InService"

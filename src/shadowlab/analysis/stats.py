@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Generic, TypeVar
 
-from scipy.stats import ks_2samp
-
 T = TypeVar("T")
 
 
@@ -122,6 +120,10 @@ class KSResult:
 def ks_test(first: Sequence[float], second: Sequence[float], seen: int) -> KSResult | None:
     if len(first) < 2 or len(second) < 2:
         return None
+    # Imported here: scipy.stats takes ~1.5 s to import on this machine, and every `serve` and
+    # CLI start would pay it although only a comparison runs this test.
+    from scipy.stats import ks_2samp
+
     with warnings.catch_warnings():
         # scipy warns when the exact method falls back to the asymptotic one; that is fine.
         warnings.simplefilter("ignore", RuntimeWarning)

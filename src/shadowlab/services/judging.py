@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 AUTO_PROMOTE_TAG = "shadowlab:auto-promote"
 
@@ -24,7 +23,7 @@ class Judgement:
 
 
 # region, DescribeInferenceExperiment output -> Judgement
-Judge = Callable[[str, Mapping[str, Any]], Judgement]
+Judge = Callable[[str, Mapping[str, object]], Judgement]
 
 
 def wants_auto_promotion(tags: list[tuple[str, str]]) -> bool:

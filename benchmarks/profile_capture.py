@@ -2,14 +2,20 @@
 
 Starts the production and fast-shadow model servers (on the load core) and shadowlab (alone on
 the other core) with four endpoints: no shadow and the fast shadow, each without and with 100%
-capture. For each endpoint, wrk runs at saturation (32 connections) while py-spy samples the
-shadowlab process without pausing it (`--nonblocking --threads`); it reports throughput, the
-server's CPU per request, the CPU of its busiest threads (from /proc), and from the samples:
-the share of on-CPU samples per thread, the capture code's inclusive share on the event loop's
-thread, and the top functions by self time per thread.
+capture. For each endpoint, wrk runs at saturation (32 connections); the script reports
+throughput, the server's CPU per request, the CPU of its busiest threads (from /proc) and the
+CPU other processes took on shadowlab's core (a row above 5% is flagged "noisy"). With
+`--py-spy`, py-spy samples the shadowlab process meanwhile without pausing it
+(`--nonblocking --threads`), and the script adds: the share of on-CPU samples per thread, the
+capture code's inclusive share on the event loop's thread, and the top functions by self time
+per thread. After the rounds it prints each pair's ratio, capture / without, round by round;
+a round runs the endpoints in order, the next one backwards, so twins are always measured back
+to back.
 
+    .venv/bin/python benchmarks/profile_capture.py --rounds 4 --duration 5   # ratios only
+    .venv/bin/python benchmarks/profile_capture.py --rounds 4 --rev HEAD     # a commit's src/
     .venv/bin/python -m pip install --target /tmp/pyspy py-spy
-    .venv/bin/python benchmarks/profile_capture.py --py-spy /tmp/pyspy/bin/py-spy
+    .venv/bin/python benchmarks/profile_capture.py --py-spy /tmp/pyspy/bin/py-spy --gil
 
 py-spy's samples are of the Python stacks: time in C (uvloop, httptools, syscalls) is charged to
 the Python frame that called it. With `--gil` only samples of the thread holding the GIL are
@@ -23,14 +29,17 @@ import collections
 import concurrent.futures
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import loadgen
+import provenance
 import shadowlabctl
 from lab import DATA_CAPTURE_CONFIG
 from processes import Cores, Supervisor, cpu_seconds, free_port
@@ -42,6 +51,9 @@ ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-cap
 # `__init__` is the only `<string>` frame there).
 CAPTURE_MARKERS = ("shadowlab/capture/", "uuid.py", "dataplane/observer.py", "(<string>")
 ROLES = {"MainThread": "event loop (main thread)", "capture-spool": "capture spool thread"}
+# Each endpoint without capture and its twin with capture: their ratio is what issue 11 asks.
+PAIRS = (("bench-plain", "bench-plain-capture"), ("bench-fast", "bench-fast-capture"))
+NOISY = 0.05  # cores used by other processes on shadowlab's core above which a row is suspect
 
 
 def _task_cpu(pid: int) -> dict[int, float]:
@@ -117,6 +129,111 @@ def summarise(raw: Path, top: int) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Row:
+    endpoint: str
+    rps: float
+    us_per_request: float  # server CPU per request
+    server_cpu: float  # cores used by shadowlab
+    foreign_cpu: float  # cores used by other processes on shadowlab's core: noise
+
+
+def _core_busy(cpu: str | None) -> float:
+    """Busy seconds of CPU `cpu` since boot (all CPUs when None), from /proc/stat."""
+    name = f"cpu{cpu or ''} "
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(name):
+            values = [int(v) for v in line.split()[1:]]
+            return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Setup:
+    cores: Cores
+    pid: int  # shadowlab's
+    port: int
+    script: Path  # wrk's
+    out_dir: Path  # py-spy's raw samples
+
+
+def _row(args: argparse.Namespace, setup: Setup, endpoint: str, gil: bool) -> Row:
+    """Saturate `endpoint` for `args.duration` s; with py-spy, sample it meanwhile."""
+    cores, pid, script = setup.cores, setup.pid, setup.script
+    url = f"http://127.0.0.1:{setup.port}/endpoints/{endpoint}/invocations"
+    raw = setup.out_dir / f"{endpoint}{'-gil' if gil else ''}.txt"
+    tasks0, cpu0, core0 = _task_cpu(pid), cpu_seconds(pid), _core_busy(cores.server)
+    if args.py_spy is None:
+        w = loadgen.run_wrk(
+            url, script=script, connections=32, duration_s=args.duration, cpus=cores.load
+        )
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            load = pool.submit(
+                loadgen.run_wrk,
+                url,
+                script=script,
+                connections=32,
+                duration_s=args.duration + 1,
+                cpus=cores.load,
+            )
+            time.sleep(0.5)
+            spy = [args.py_spy, "record", "-p", str(pid), "--nonblocking", "--threads"]
+            spy += ["--rate", str(args.rate), "--duration", f"{args.duration:g}"]
+            spy += ["--format", "raw", "-o", str(raw)]
+            subprocess.run(spy + (["--gil"] if gil else []), check=True, capture_output=True)
+            w = load.result()
+    tasks1, cpu1, core1 = _task_cpu(pid), cpu_seconds(pid), _core_busy(cores.server)
+    used = cpu1 - cpu0
+    busiest = sorted(((tasks1[t] - tasks0.get(t, 0.0), t) for t in tasks1), reverse=True)[:3]
+    threads = ", ".join(f"{'main' if t == pid else t} {s / w.duration_s:.0%}" for s, t in busiest)
+    row = Row(
+        endpoint,
+        w.rps,
+        used / max(w.requests, 1) * 1e6,
+        used / w.duration_s,
+        max(0.0, (core1 - core0) - used) / w.duration_s if cores.server else 0.0,
+    )
+    print(
+        f"{endpoint}{' (--gil)' if gil else ''}: {w.rps:.0f} req/s, p50 {w.p50_ms:.2f} ms, "
+        f"p99 {w.p99_ms:.2f} ms; server CPU {row.server_cpu:.0%}, {row.us_per_request:.1f} us "
+        f"per request; threads (CPU): {threads}; others on its core {row.foreign_cpu:.0%}"
+        + (" (noisy)" if row.foreign_cpu > NOISY else ""),
+        flush=True,
+    )
+    if args.py_spy is not None:
+        print("\n".join(summarise(raw, args.top)), flush=True)
+    return row
+
+
+def _pair_lines(rounds: list[list[Row]]) -> list[str]:
+    """Capture / without, for each twin pair measured back to back, round by round, and the
+    medians over the rounds."""
+    lines = []
+    for plain, captured in PAIRS:
+        ratios, added = [], []
+        for round_no, rows in enumerate(rounds, 1):
+            by = {r.endpoint: r for r in rows}
+            if plain not in by or captured not in by:
+                continue
+            a, b = by[plain], by[captured]
+            ratios.append(b.rps / a.rps)
+            added.append(b.us_per_request - a.us_per_request)
+            noisy = " (noisy)" if max(a.foreign_cpu, b.foreign_cpu) > NOISY else ""
+            lines.append(
+                f"  round {round_no}, {captured}: throughput {ratios[-1]:.2f}x of {plain}; CPU "
+                f"per request {a.us_per_request:.0f} -> {b.us_per_request:.0f} us "
+                f"({added[-1]:+.1f} us){noisy}"
+            )
+        if ratios:
+            lines.append(
+                f"  {captured}, median of {len(ratios)}: throughput "
+                f"{statistics.median(ratios):.2f}x, CPU per request "
+                f"{statistics.median(added):+.1f} us"
+            )
+    return lines
+
+
 def run(args: argparse.Namespace) -> None:
     cores = Cores.detect()
     logs = HERE / "results" / "logs"
@@ -127,12 +244,16 @@ def run(args: argparse.Namespace) -> None:
         tempfile.TemporaryDirectory(prefix="shadowlab-profile-") as tmp,
         Supervisor(logs) as supervisor,
     ):
+        env: dict[str, str] = {}
+        if args.rev:
+            commit, env = provenance.export_revision(args.rev, Path(tmp) / "rev")
+            print(f"shadowlab {commit} (exported with --rev)", flush=True)
         ports = {name: free_port() for name in ("production", "fast")}
         for name, port in ports.items():
             argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
             supervisor.start(f"model-{name}", argv, cpus=cores.load, port=port)
         proc, port = shadowlabctl.start_shadowlab(
-            supervisor, str(Path(tmp) / "shadowlab"), cpus=cores.server, env={}
+            supervisor, str(Path(tmp) / "shadowlab"), cpus=cores.server, env=env
         )
         shadowlabctl.create_endpoints(
             port,
@@ -142,55 +263,35 @@ def run(args: argparse.Namespace) -> None:
             capture_config=DATA_CAPTURE_CONFIG,
         )
         script = loadgen.write_script(Path(tmp))
-        for endpoint in args.endpoints:
+        setup = Setup(cores, proc.pid, port, script, out_dir)
+        endpoints = [e for e in ENDPOINTS if e in args.endpoints]
+        for endpoint in endpoints:  # connections open, admission limits adapted
             url = f"http://127.0.0.1:{port}/endpoints/{endpoint}/invocations"
             loadgen.run_wrk(url, script=script, connections=32, duration_s=1, cpus=cores.load)
-            for gil in (False, True) if args.gil else (False,):
-                raw = out_dir / f"{endpoint}{'-gil' if gil else ''}.txt"
-                tasks0, cpu0 = _task_cpu(proc.pid), cpu_seconds(proc.pid)
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    load = pool.submit(
-                        loadgen.run_wrk,
-                        url,
-                        script=script,
-                        connections=32,
-                        duration_s=args.duration + 1,
-                        cpus=cores.load,
-                    )
-                    time.sleep(0.5)
-                    spy = [args.py_spy, "record", "-p", str(proc.pid), "--nonblocking"]
-                    spy += ["--threads", "--rate", str(args.rate)]
-                    spy += ["--duration", f"{args.duration:g}", "--format", "raw", "-o", str(raw)]
-                    subprocess.run(
-                        spy + (["--gil"] if gil else []), check=True, capture_output=True
-                    )
-                    w = load.result()
-                tasks1, cpu1 = _task_cpu(proc.pid), cpu_seconds(proc.pid)
-                used = cpu1 - cpu0
-                busiest = sorted(
-                    ((tasks1[t] - tasks0.get(t, 0.0), t) for t in tasks1), reverse=True
-                )[:3]
-                threads = ", ".join(
-                    f"{'main' if t == proc.pid else t} {s / w.duration_s:.0%}" for s, t in busiest
-                )
-                print(
-                    f"{endpoint}{' (--gil)' if gil else ''}: {w.rps:.0f} req/s, p50 "
-                    f"{w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms; server CPU "
-                    f"{used / w.duration_s:.0%}, {used / w.requests * 1e6:.1f} us per request; "
-                    f"threads (CPU): {threads}",
-                    flush=True,
-                )
-                print("\n".join(summarise(raw, args.top)), flush=True)
+        rounds: list[list[Row]] = []
+        for round_no in range(1, args.rounds + 1):
+            print(f"round {round_no}", flush=True)
+            rows = []
+            # Twins stay neighbours whichever way a round runs, so drift favours neither.
+            for endpoint in endpoints if round_no % 2 else endpoints[::-1]:
+                for gil in (False, True) if args.gil and args.py_spy else (False,):
+                    row = _row(args, setup, endpoint, gil)
+                    if not gil:
+                        rows.append(row)
+            rounds.append(rows)
+        print("\n".join(["capture / without:", *_pair_lines(rounds)]), flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
-    parser.add_argument("--duration", type=float, default=10.0, help="s sampled per endpoint")
+    parser.add_argument("--py-spy", help="the py-spy executable; without it, no sampling")
+    parser.add_argument("--duration", type=float, default=10.0, help="s measured per endpoint")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; even ones run backwards")
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=12, help="functions listed per thread")
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--gil", action="store_true", help="also sample with --gil")
+    parser.add_argument("--rev", help="profile src/ of this git revision, not the working tree")
     run(parser.parse_args())
     return 0
 

@@ -35,11 +35,11 @@ def main() -> None:
                 inference_id=None,
                 inference_time=now,
                 request_body=b"5.1,3.5,1.4,0.2",
-                request_content_type="text/csv",
+                request_content_type=b"text/csv",
                 accept=None,
             )
             writer.submit(
-                InvocationRecord(event, "production", "prod", 200, b"0.97", "text/csv", None, 0.0),
+                InvocationRecord(event, "production", "prod", 200, b"0.97", b"text/csv", None, 0.0),
                 config,
             )
             submitted += 1

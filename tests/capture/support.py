@@ -34,13 +34,14 @@ def event(
     at: float | None = None,
     capture: tuple[object, ...] = (),
 ) -> InvocationEvent:
+    """Header values as text here; the event carries them as the bytes sent (latin-1)."""
     return InvocationEvent(
         endpoint=endpoint,
         event_id=event_id or uuid.uuid4().hex,
-        inference_id=inference_id,
+        inference_id=None if inference_id is None else inference_id.encode("latin-1"),
         inference_time=time.time() if at is None else at,
         request_body=body,
-        request_content_type=content_type,
+        request_content_type=None if content_type is None else content_type.encode("latin-1"),
         accept=None,
         capture=capture,
     )
@@ -65,7 +66,7 @@ def record(
         variant=variant,
         status=status,
         response_body=body,
-        response_content_type=content_type,
+        response_content_type=None if content_type is None else content_type.encode("latin-1"),
         error=error,
         latency_s=0.001,
         outcome=outcome,

@@ -8,6 +8,7 @@ import botocore.session
 import pytest
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError, media_type, parse_s3_uri
+from shadowlab.dataplane.observer import new_event_id
 
 
 def test_member_names_and_enums_are_botocore_s() -> None:
@@ -114,10 +115,24 @@ def test_sampling_keeps_events_whole_and_matches_the_share() -> None:
     ids = [uuid.uuid4().hex for _ in range(20_000)]
     kept = [event_id for event_id in ids if config.sampled(event_id)]
     assert 0.23 < len(kept) / len(ids) < 0.27
+    # The data plane's own ids, which come in blocks that share a prefix.
+    for share in (1, 10, 50, 90):
+        sample = CaptureConfig(destination="s3://b", sampling_percentage=share)
+        ours = [new_event_id() for _ in range(20_000)]
+        assert abs(sum(map(sample.sampled, ours)) / len(ours) - share / 100) < 0.01
+    assert not CaptureConfig(destination="s3://b", enabled=False).sampled(ids[0])
     # Deterministic per event id: production and shadow records are kept together.
     assert all(config.sampled(event_id) for event_id in kept)
     assert config.sampled("not-hex") == config.sampled("not-hex")
     assert not CaptureConfig(destination="s3://b", sampling_percentage=0).sampled(ids[0])
+
+
+def test_event_ids_are_unique_uuids() -> None:
+    ids = [new_event_id() for _ in range(100_000)]  # a few hundred blocks
+    assert len(set(ids)) == len(ids)
+    for event_id in ids[::97]:
+        parsed = uuid.UUID(event_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (event_id, 4, uuid.RFC_4122)
 
 
 def test_helpers() -> None:

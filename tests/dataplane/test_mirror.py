@@ -195,8 +195,8 @@ def test_observer_sees_production_and_shadow_with_one_event_id(
         assert production.event is copy.event
         assert production.event.capture == ("capture-config",)
         assert len(production.event.event_id) == 36  # a UUID, as SageMaker's eventId
-        assert production.event.inference_id == "inf-7"
-        assert production.event.request_content_type == "text/csv"
+        assert production.event.inference_id == b"inf-7"  # header values as sent
+        assert production.event.request_content_type == b"text/csv"
         assert production.variant == "prod" and copy.variant == "shadow"
         assert production.status == 200
         assert production.response_body == production.event.request_body

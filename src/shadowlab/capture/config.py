@@ -64,6 +64,7 @@ class CaptureConfig:
     bucket: str = field(init=False, compare=False, repr=False)
     prefix: str = field(init=False, compare=False, repr=False)
     _threshold: int = field(init=False, compare=False, repr=False)
+    captures_all: bool = field(init=False, compare=False, repr=False)  # enabled, at 100%
 
     def __post_init__(self) -> None:
         if not 0 <= self.sampling_percentage <= 100:
@@ -82,19 +83,23 @@ class CaptureConfig:
             self, "json_content_types", tuple(media_type(t) for t in self.json_content_types)
         )
         object.__setattr__(self, "_threshold", (self.sampling_percentage << 32) // 100)
+        object.__setattr__(self, "captures_all", self.enabled and self.sampling_percentage == 100)
 
     def sampled(self, event_id: str) -> bool:
         """Whether this event is captured: decided by the event id, so that the production record
         and every shadow record of one request are kept or skipped together (pairs stay whole).
 
-        Event ids are uuid4 hex (or any hex/uuid string); their first 8 hex digits are uniform.
+        Event ids are random UUIDs (``dataplane.observer.new_event_id``) or any hex string whose
+        last 8 hex digits are uniformly random. A disabled config samples nothing.
         """
+        if not self.enabled:
+            return False
         if self.sampling_percentage >= 100:
             return True
         if self.sampling_percentage <= 0:
             return False
         try:
-            value = int(event_id.replace("-", "")[:8], 16)
+            value = int(event_id[-8:], 16)
         except ValueError:  # not hex: still deterministic across processes, unlike hash()
             value = zlib.crc32(event_id.encode())
         return value < self._threshold

@@ -1,4 +1,4 @@
-"""One invocation as one line of SageMaker's data-capture JSON Lines.
+"""Invocations as lines of SageMaker's data-capture JSON Lines.
 
 The documented record (model-monitor-data-capture-endpoint), key order included::
 
@@ -13,7 +13,8 @@ when in its JSON list (``data`` is then the payload text as is), otherwise ``BAS
 JSON payload that is not valid UTF-8 cannot be carried as text and falls back to BASE64, so what
 is written always decodes back to the exact bytes. ``inferenceTime`` is UTC to the second, as in
 SageMaker's example (``2022-02-14T17:25:49Z``). A request without a content type is recorded as
-``application/octet-stream`` (always BASE64 then).
+``application/octet-stream`` (always BASE64 then). Header values (content types, the inference
+id) arrive as the bytes sent and are read as latin-1, as HTTP defines them.
 
 shadowlab extension: a record whose variant gave no 2xx answer carries one more top-level key,
 after the documented ones, ``"shadowlab": {"outcome": "answered"|"failed"|"timeout", "status":
@@ -22,15 +23,20 @@ after the documented ones, ``"shadowlab": {"outcome": "answered"|"failed"|"timeo
 of SageMaker's format (Model Monitor included) keep working and ordinary 2xx records are
 byte-for-byte SageMaker's shape. Shed copies are never encoded: the writer counts them per file.
 
-Speed: this runs for every captured record, so the line is assembled from pieces with the C
-string escaper of the json module instead of ``json.dumps`` on nested dicts: ~2-2.5 us for a
-small CSV record against ~9-10 us for ``json.dumps`` of the same dict already built (measured
-here, CPython 3.11); a test checks both give the same JSON.
+Speed: this runs for every captured record on the capture thread, which shares the GIL (and, on a
+busy server, the core) with the event loop, so every microsecond here is one the data plane
+loses. Lines are assembled from pieces with the json module's C string escaper (no dicts, no
+``json.dumps``), a batch at a time (``encode_batch``: one joined bytes object per batch and
+window). What production and its shadows share (the input and the metadata) is encoded once per
+event; what a content type needs (its encoding, its JSON string, the payload's framing) once per
+type. A 2xx record then costs one cache lookup, one escape of its output and one string build.
+``tests/capture/test_capture_record.py`` checks the output byte for byte against the plain
+one-record-at-a-time encoding this replaced, and against ``json.dumps`` of the documented dict.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json.encoder
 import time
 
@@ -42,111 +48,192 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 CSV, JSON, BASE64 = "CSV", "JSON", "BASE64"
 
 _escape = json.encoder.encode_basestring_ascii  # C implementation; output is pure ASCII
-_MAX_CACHED_TYPES = 256  # content-type strings remembered per encoder (clients vary little)
-_MAX_CACHED_INPUTS = 4096  # recent requests' encoded input (a few ms of traffic at full load)
+_MAX_CACHED_TYPES = 256  # content-type values remembered per encoder (clients vary little)
+_MAX_CACHED_EVENTS = 4096  # recent requests' encoded parts (a few ms of traffic at full load)
+
+
+class _Type:
+    """How one content type (as sent) is captured: the payload's framing, pre-built."""
+
+    __slots__ = ("b64_suffix", "input_prefix", "output_prefix", "suffix", "text")
+
+    def __init__(self, content_type: bytes | None, config: CaptureConfig, separator: str) -> None:
+        observed = content_type.decode("latin-1") if content_type else DEFAULT_CONTENT_TYPE
+        kind = media_type(observed)
+        encoding = (
+            CSV
+            if kind in config.csv_content_types
+            else JSON
+            if kind in config.json_content_types
+            else BASE64
+        )
+        self.text = encoding != BASE64  # data carried as text, when it is UTF-8
+        head = '{"observedContentType":' + _escape(observed) + ',"mode":"'
+        self.input_prefix = head + 'INPUT","data":'
+        self.output_prefix = separator + head + 'OUTPUT","data":'
+        self.suffix = f',"encoding":"{encoding}"}}'
+        self.b64_suffix = f',"encoding":"{BASE64}"}}'
+
+    def payload(self, prefix: str, body: bytes) -> str:
+        """The payload object after `prefix` (``input_prefix`` or ``output_prefix``)."""
+        if self.text:
+            try:
+                return prefix + _escape(body.decode("utf-8")) + self.suffix
+            except UnicodeDecodeError:
+                pass  # cannot be carried as text
+        # base64's alphabet needs no JSON escaping.
+        data = binascii.b2a_base64(body, newline=False).decode("ascii")
+        return f'{prefix}"{data}"{self.b64_suffix}'
+
+
+class EncodedBatch:
+    """Lines of one batch of records, joined, and what the writer counts of them."""
+
+    __slots__ = ("data", "failed", "first", "last", "model_errors", "records", "shed", "timeout")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.records = 0  # lines in data
+        self.failed = 0
+        self.timeout = 0
+        self.model_errors = 0  # answered with a non-2xx status
+        self.shed = 0  # shed copies: counted, no line
+        self.first = 1 << 62  # inference-time range of the lines, whole seconds
+        self.last = -1
 
 
 class RecordEncoder:
-    """Encodes records for one ``CaptureConfig``, remembering each content type's encoding."""
+    """Encodes records for one ``CaptureConfig``, remembering each content type's framing and
+    each recent event's shared parts. Used by one thread at a time.
+    """
 
-    __slots__ = ("_inputs", "_older_inputs", "_types", "config")
+    __slots__ = ("_events", "_types", "config")
 
     def __init__(self, config: CaptureConfig) -> None:
         self.config = config
-        # content type as sent -> (encoding, the type as a JSON string)
-        self._types: dict[str | None, tuple[str, str]] = {}
-        # event id -> its endpointInput, encoded: the production record and its shadow records
-        # carry the same request, usually a few milliseconds apart, so it is encoded once. Two
-        # generations (a full one is dropped whole) keep this O(1) with bounded memory.
-        self._inputs: dict[str, str] = {}
-        self._older_inputs: dict[str, str] = {}
+        self._types: dict[bytes | None, _Type] = {}
+        # event id -> (line head, line tail, second): the head holds endpointInput, the tail
+        # eventMetadata and eventVersion. Production and its shadow records carry the same
+        # request, usually a few milliseconds apart, so these are built once. Cleared when
+        # full: a record whose event was forgotten is only encoded from scratch.
+        self._events: dict[str, tuple[str, str, int]] = {}
 
-    def encoding_for(self, content_type: str | None) -> str:
-        return self._type(content_type)[0]
+    def _type(self, content_type: bytes | None) -> _Type:
+        """A content type not seen yet (callers look in ``_types`` first)."""
+        if len(self._types) >= _MAX_CACHED_TYPES:
+            self._types.clear()
+        separator = ',"endpointOutput":' if self.config.capture_input else '"endpointOutput":'
+        kind = self._types[content_type] = _Type(content_type, self.config, separator)
+        return kind
 
-    def _type(self, content_type: str | None) -> tuple[str, str]:
-        known = self._types.get(content_type)
-        if known is None:
-            observed = content_type or DEFAULT_CONTENT_TYPE
-            kind = media_type(observed)
-            if kind in self.config.csv_content_types:
-                encoding = CSV
-            elif kind in self.config.json_content_types:
-                encoding = JSON
-            else:
-                encoding = BASE64
-            if len(self._types) >= _MAX_CACHED_TYPES:
-                self._types.clear()
-            known = self._types[content_type] = (encoding, _escape(observed))
-        return known
-
-    def _payload(self, mode: str, body: bytes, content_type: str | None) -> str:
-        encoding, observed = self._types.get(content_type) or self._type(content_type)
-        if encoding != BASE64:
-            try:
+    def _event(self, event: InvocationEvent) -> tuple[str, str, int]:
+        """An event's shared parts, built and remembered."""
+        if self.config.capture_input:
+            content_type = event.request_content_type
+            kind = self._types.get(content_type) or self._type(content_type)
+            body = event.request_body
+            try:  # the text case inline, as in encode_batch
+                if not kind.text:
+                    raise UnicodeError  # to the BASE64 branch
                 data = _escape(body.decode("utf-8"))
-            except UnicodeDecodeError:
-                encoding = BASE64
-        if encoding == BASE64:
-            # base64's alphabet needs no JSON escaping.
-            data = f'"{base64.b64encode(body).decode("ascii")}"'
-        return (
-            f'{{"observedContentType":{observed},"mode":"{mode}","data":{data},'
-            f'"encoding":"{encoding}"}}'
+                head = f'{{"captureData":{{"endpointInput":{kind.input_prefix}{data}{kind.suffix}'
+            except UnicodeError:
+                head = '{"captureData":{"endpointInput":' + kind.payload(kind.input_prefix, body)
+        else:
+            head = '{"captureData":{'
+        metadata = _escape(event.event_id)
+        if event.inference_id:
+            metadata += ',"inferenceId":' + _escape(event.inference_id.decode("latin-1"))
+        second = int(event.inference_time)
+        known_second, iso = _last_second
+        if second != known_second:
+            iso = iso_second(second)
+        tail = (
+            f'}},"eventMetadata":{{"eventId":{metadata},"inferenceTime":"{iso}"}},'
+            '"eventVersion":"0"'
         )
+        shared = (head, tail, second)
+        events = self._events
+        if len(events) >= _MAX_CACHED_EVENTS:
+            events.clear()
+        events[event.event_id] = shared
+        return shared
 
-    def _input(self, event: InvocationEvent) -> str:
-        fragment = '"endpointInput":' + self._payload(
-            "INPUT", event.request_body, event.request_content_type
+    def encode_batch(self, records: list[InvocationRecord]) -> EncodedBatch:
+        """The lines of `records`, in order, as one bytes object (each line ends with a newline),
+        and their counts. Shed copies are counted, not encoded.
+        """
+        batch = EncodedBatch()
+        lines: list[str] = []
+        append = lines.append
+        events, types = self._events, self._types
+        with_output = self.config.capture_output
+        first, last = batch.first, batch.last
+        for record in records:
+            if record.outcome != "answered" or not 200 <= record.status < 300:
+                if record.outcome == "shed":
+                    batch.shed += 1
+                    continue
+                line, second = self._unusual(record, batch)
+            else:  # SageMaker's own shape; the common case, so inline
+                event = record.event
+                shared = events.get(event.event_id)
+                if shared is None:
+                    shared = self._event(event)
+                head, tail, second = shared
+                if not with_output:
+                    line = f"{head}{tail}}}\n"
+                else:
+                    content_type = record.response_content_type
+                    kind = types.get(content_type) or self._type(content_type)
+                    body = record.response_body
+                    try:
+                        if not kind.text:
+                            raise UnicodeError  # to the BASE64 branch
+                        data = _escape(body.decode("utf-8"))
+                        line = f"{head}{kind.output_prefix}{data}{kind.suffix}{tail}}}\n"
+                    except UnicodeError:
+                        line = f"{head}{kind.payload(kind.output_prefix, body)}{tail}}}\n"
+            append(line)
+            if second < first:
+                first = second
+            if second > last:
+                last = second
+        batch.records = len(lines)
+        batch.first, batch.last = first, last
+        batch.data = "".join(lines).encode("ascii")
+        return batch
+
+    def _unusual(self, record: InvocationRecord, batch: EncodedBatch) -> tuple[str, int]:
+        """A record that is not a 2xx answer: marked with the extension, counted in `batch`."""
+        event = record.event
+        head, tail, second = self._events.get(event.event_id) or self._event(event)
+        outcome = record.outcome
+        status = record.status
+        output = ""
+        if outcome == "answered":
+            batch.model_errors += 1
+            if self.config.capture_output:
+                content_type = record.response_content_type
+                kind = self._types.get(content_type) or self._type(content_type)
+                output = kind.payload(kind.output_prefix, record.response_body)
+        elif outcome == "timeout":
+            batch.timeout += 1
+        elif outcome == "failed":
+            batch.failed += 1
+        else:
+            raise ValueError(f"no capture record for outcome {outcome!r}")
+        error = "null" if record.error is None else _escape(record.error)
+        extension = (
+            f',"{EXTENSION_KEY}":{{"outcome":"{outcome}","status":{int(status)},"error":{error}}}'
         )
-        if len(self._inputs) >= _MAX_CACHED_INPUTS:
-            self._older_inputs = self._inputs
-            self._inputs = {}
-        self._inputs[event.event_id] = fragment
-        return fragment
+        return f"{head}{output}{tail}{extension}}}\n", second
 
     def encode(self, record: InvocationRecord) -> bytes:
         """One JSON line, newline included. Shed records have nothing to encode (ValueError)."""
-        outcome = record.outcome
-        if outcome == "shed":
+        if record.outcome == "shed":
             raise ValueError("shed copies are counted, not captured")
-        event = record.event
-        config = self.config
-        answered = outcome == "answered"
-        if config.capture_input:
-            event_id = event.event_id
-            capture = (
-                self._inputs.get(event_id) or self._older_inputs.get(event_id) or self._input(event)
-            )
-            if config.capture_output and answered:
-                capture += ',"endpointOutput":' + self._payload(
-                    "OUTPUT", record.response_body, record.response_content_type
-                )
-        elif answered:
-            capture = '"endpointOutput":' + self._payload(
-                "OUTPUT", record.response_body, record.response_content_type
-            )
-        else:
-            capture = ""
-        inference_id = event.inference_id
-        metadata = (
-            _escape(event.event_id)
-            if inference_id is None
-            else f'{_escape(event.event_id)},"inferenceId":{_escape(inference_id)}'
-        )
-        extension = ""
-        status = record.status
-        if not answered or not 200 <= status < 300:
-            error = "null" if record.error is None else _escape(record.error)
-            extension = (
-                f',"{EXTENSION_KEY}":{{"outcome":"{outcome}","status":{int(status)},'
-                f'"error":{error}}}'
-            )
-        return (
-            f'{{"captureData":{{{capture}}},"eventMetadata":{{"eventId":{metadata},'
-            f'"inferenceTime":"{iso_second(event.inference_time)}"}},"eventVersion":"0"'
-            f"{extension}}}\n"
-        ).encode("ascii")
+        return self.encode_batch([record]).data
 
 
 def encode_record(record: InvocationRecord, config: CaptureConfig) -> bytes:

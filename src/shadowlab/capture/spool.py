@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowlab.capture import layout
-from shadowlab.capture.record import EXTENSION_KEY
+from shadowlab.capture.record import EXTENSION_KEY, EncodedBatch
 from shadowlab.capture.stores import fsync_dir
 
 DATA_SUFFIX = ".jsonl"
@@ -48,10 +48,9 @@ class SpoolFile:
         self.shed = int(meta.get("shed", 0))
         self._first = 1 << 62  # inference-time range, whole seconds; empty while _last < 0
         self._last = -1
-        self.pending: list[bytes] = []
+        self.pending: list[EncodedBatch] = []  # added, not yet written
         self.pending_bytes = 0
-        # Counted by add(), committed by write_pending(): [records, failed, timeout, errors].
-        self._pending_counts = [0, 0, 0, 0]
+        self.pending_records = 0
         self._unsynced = False
         self._meta_dirty = False
 
@@ -89,20 +88,11 @@ class SpoolFile:
         fsync_dir(spool_dir)
         return spool
 
-    def add(self, line: bytes, outcome: str, status: int, inference_time: float) -> None:
-        self.pending.append(line)
-        self.pending_bytes += len(line)
-        counts = self._pending_counts
-        counts[0] += 1
-        if outcome != "answered":
-            counts[1 if outcome == "failed" else 2] += 1
-        elif not 200 <= status < 300:
-            counts[3] += 1
-        second = int(inference_time)
-        if second < self._first:
-            self._first = second
-        if second > self._last:
-            self._last = second
+    def add(self, batch: EncodedBatch) -> None:
+        """Queue encoded lines for the next ``write_pending``."""
+        self.pending.append(batch)
+        self.pending_bytes += len(batch.data)
+        self.pending_records += batch.records
 
     @property
     def first_time(self) -> int | None:
@@ -112,14 +102,17 @@ class SpoolFile:
     def last_time(self) -> int | None:
         return self._last if self._last >= 0 else None
 
-    def _commit(self, counts: list[int]) -> None:
-        self.records += counts[0]
-        self.failed += counts[1]
-        self.timeout += counts[2]
-        self.model_errors += counts[3]
+    def _count(self, batch: EncodedBatch) -> None:
+        self.records += batch.records
+        self.failed += batch.failed
+        self.timeout += batch.timeout
+        self.model_errors += batch.model_errors
+        if batch.records:
+            self._first = min(self._first, batch.first)
+            self._last = max(self._last, batch.last)
 
-    def count_shed(self) -> None:
-        self.shed += 1
+    def count_shed(self, copies: int) -> None:
+        self.shed += copies
         self._meta_dirty = True
 
     def write_pending(self) -> int:
@@ -129,11 +122,11 @@ class SpoolFile:
         """
         if not self.pending:
             return 0
-        data = b"".join(self.pending)
-        records = self._pending_counts[0]
-        counts, self._pending_counts = self._pending_counts, [0, 0, 0, 0]
+        batches = self.pending
+        data = batches[0].data if len(batches) == 1 else b"".join(b.data for b in batches)
+        records = self.pending_records
         self.pending = []
-        self.pending_bytes = 0
+        self.pending_bytes = self.pending_records = 0
         view = memoryview(data)
         written = 0
         try:
@@ -144,7 +137,8 @@ class SpoolFile:
                 os.ftruncate(self.fd, self.size)
             raise
         self.size += len(data)
-        self._commit(counts)
+        for batch in batches:
+            self._count(batch)
         self._unsynced = True
         return records
 
@@ -225,16 +219,20 @@ class SpoolFile:
         extension = record.get(EXTENSION_KEY) or {}
         when = record.get("eventMetadata", {}).get("inferenceTime")
         try:
-            epoch = calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ"))
+            second = calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ"))
         except (TypeError, ValueError):
-            epoch = self._first if self._last >= 0 else 0
-        self.add(
-            b"", str(extension.get("outcome", "answered")), int(extension.get("status", 200)), epoch
-        )
-        self._commit(self._pending_counts)
-        self._pending_counts = [0, 0, 0, 0]
-        self.pending = []
-        self.pending_bytes = 0
+            second = self._first if self._last >= 0 else 0
+        counted = EncodedBatch()
+        counted.records = 1
+        counted.first = counted.last = second
+        outcome = str(extension.get("outcome", "answered"))
+        if outcome == "failed":
+            counted.failed = 1
+        elif outcome != "answered":
+            counted.timeout = 1
+        elif not 200 <= int(extension.get("status", 200)) < 300:
+            counted.model_errors = 1
+        self._count(counted)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

@@ -150,15 +150,16 @@ class Invoker:
 
         event = None
         if route.capture and self.observer is not None:
+            # Positional, in the fields' order: this runs for every captured request.
             event = InvocationEvent(
-                endpoint=name,
-                event_id=new_event_id(),
-                inference_id=inference_id.decode("latin-1") if inference_id else None,
-                inference_time=time.time(),
-                request_body=body,
-                request_content_type=content_type.decode("latin-1") if content_type else None,
-                accept=accept.decode("latin-1") if accept else None,
-                capture=route.capture,
+                name,
+                new_event_id(),
+                inference_id,
+                time.time(),
+                body,
+                content_type,
+                accept,
+                route.capture,
             )
         pool = self.client.pick(variant.instances)
         call = _Call(
@@ -271,27 +272,32 @@ class Invoker:
             # that the response is written (or queued behind an earlier pipelined one).
             stats.model_latencies.append(model_s)
             stats.overhead_latencies.append(time.perf_counter() - call.arrived - model_s)
-        if self.observer is not None and call.event is not None:
-            content_type = exchange.content_type
-            self.observer.observe(
-                InvocationRecord(
-                    event=call.event,
-                    role="production",
-                    variant=call.variant,
-                    status=status if failure is None else 0,
-                    response_body=exchange.response_body if failure is None else b"",
-                    response_content_type=content_type.decode("latin-1") if content_type else None,
-                    error=exchange.detail if failure is not None else None,
-                    latency_s=model_s,
-                    outcome=(
-                        "answered"
-                        if failure is None
-                        else "timeout"
-                        if failure is Failure.TIMEOUT
-                        else "failed"
-                    ),
+        if call.event is not None and self.observer is not None:
+            # Positional, in the fields' order: this runs for every captured request.
+            if failure is None:
+                record = InvocationRecord(
+                    call.event,
+                    "production",
+                    call.variant,
+                    status,
+                    exchange.response_body,
+                    exchange.content_type,
+                    None,
+                    model_s,
                 )
-            )
+            else:
+                record = InvocationRecord(
+                    call.event,
+                    "production",
+                    call.variant,
+                    0,
+                    b"",
+                    exchange.content_type,
+                    exchange.detail,
+                    model_s,
+                    "timeout" if failure is Failure.TIMEOUT else "failed",
+                )
+            self.observer.observe(record)
 
     def _failure_error(self, exchange: Exchange, call: _Call) -> ServiceError:
         stats = call.stats

@@ -145,20 +145,20 @@ class Mirror:
             outcome = "failed"
         # Timeouts and refusals mean the shadow is past its capacity; errors say nothing of it.
         stats.limit.on_sample(elapsed, in_flight, outcome == "timeout" or outcome == "shed")
-        if self._observer is not None and context.event is not None:
+        if context.event is not None and self._observer is not None:
+            # Positional, in the fields' order: this runs for every captured copy.
             answered = failure is None
-            content_type = exchange.content_type
             self._observer.observe(
                 InvocationRecord(
-                    event=context.event,
-                    role="shadow",
-                    variant=context.variant,
-                    status=exchange.status if answered else 0,
-                    response_body=exchange.response_body if answered else b"",
-                    response_content_type=content_type.decode("latin-1") if content_type else None,
-                    error=None if answered else exchange.detail,
-                    latency_s=elapsed,
-                    outcome=outcome,
+                    context.event,
+                    "shadow",
+                    context.variant,
+                    exchange.status if answered else 0,
+                    exchange.response_body if answered else b"",
+                    exchange.content_type,
+                    None if answered else exchange.detail,
+                    elapsed,
+                    outcome,
                 )
             )
 

@@ -6,7 +6,7 @@ response bodies, so the seam costs nothing when unused.
 
 from __future__ import annotations
 
-import random
+import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -17,19 +17,22 @@ from typing import Literal, Protocol
 Outcome = Literal["answered", "failed", "timeout", "shed"]
 
 
-# Not frozen: a frozen dataclass sets every field through object.__setattr__, which doubled the
-# cost of building one per request (measured, docs/benchmarks.md "capture"). Treat as read-only.
+# Built for every captured request on the event loop, so both are cheap to make: not frozen (a
+# frozen dataclass sets every field through object.__setattr__, which doubled the cost), built
+# with positional arguments (keywords cost ~0.8 us more per call here, measured), and header
+# values are kept as the bytes that came off the wire: capture decodes them on its own thread,
+# once per distinct value (docs/benchmarks.md, "capture"). Treat both as read-only.
 @dataclass(slots=True)
 class InvocationEvent:
     """What production and its shadow copies share: one request as the client sent it."""
 
     endpoint: str
-    event_id: str  # uuid4 hex, shared by the production record and its shadow records
-    inference_id: str | None  # X-Amzn-SageMaker-Inference-Id, when the client sent one
+    event_id: str  # a random UUID, shared by the production record and its shadow records
+    inference_id: bytes | None  # X-Amzn-SageMaker-Inference-Id as sent, when the client sent one
     inference_time: float  # epoch seconds when the request arrived
     request_body: bytes
-    request_content_type: str | None
-    accept: str | None
+    request_content_type: bytes | None  # Content-Type as sent
+    accept: bytes | None  # Accept as sent
     # The route's capture configurations (see EndpointRoute.capture), for the observer.
     capture: tuple[object, ...] = ()
 
@@ -41,7 +44,7 @@ class InvocationRecord:
     variant: str
     status: int  # the model's HTTP status; 0 when there was no answer (see error)
     response_body: bytes
-    response_content_type: str | None
+    response_content_type: bytes | None  # the model's Content-Type as sent
     error: str | None  # why there was no answer: timeout, connection refused or dropped ...
     latency_s: float  # from sending to the model until its answer (or the failure)
     outcome: Outcome = "answered"
@@ -52,14 +55,37 @@ class InvocationObserver(Protocol):
         """Called on the data plane's event loop: must return quickly and never block."""
 
 
-_random_bits = random.getrandbits
+# Event ids are made a block at a time: formatting each one from 128 random bits cost ~9k CPU
+# instructions here (5 slices and a join of a hex string), the largest single part of capture's
+# cost on the event loop; taking one from a block costs ~1k (docs/benchmarks.md, capture).
+_BLOCK = 256
+_ids: list[str] = []
+
+
+def _refill() -> None:
+    """A block of ids: a random UUID version-4 prefix (74 random bits, shared by the block) and
+    per id 12 random hex digits, distinct within the block: two ids can only be equal if two
+    blocks drew the same 74 bits and then two of their ids the same 48."""
+    while True:
+        raw = os.urandom(10 + 6 * _BLOCK)
+        tails = raw[10:].hex(" ", 6).split()
+        if len(set(tails)) == _BLOCK:
+            break
+    h = raw[:10].hex()
+    prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{_VARIANT[int(h[15], 16) & 3]}{h[16:19]}-"
+    _ids.extend([prefix + tail for tail in tails])
 
 
 def new_event_id() -> str:
-    """A random (version 4) UUID string, as SageMaker's eventIds look, at a fifth of the cost of
-    `str(uuid.uuid4())` (no syscall, no UUID object): it is an id, not a secret."""
-    h = f"{_random_bits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    """A UUID-shaped id (version 4 layout, as SageMaker's eventIds look), unique: see `_refill`.
+    Its last 8 hex digits are uniformly random, which is what capture sampling reads.
+    """
+    try:
+        return _ids.pop()
+    except IndexError:
+        _refill()
+        return _ids.pop()
 
 
 _VARIANT = "89ab"
+os.register_at_fork(after_in_child=_ids.clear)  # a child must not hand out its parent's ids

@@ -196,15 +196,14 @@ class StreamInvoker:
         header_block = _container_head(req, body, accept)
         event = None
         if route.capture and inv.observer is not None:
-            content_type = req.content_type
             event = InvocationEvent(
                 endpoint=name,
                 event_id=new_event_id(),
-                inference_id=req.inference_id.decode("latin-1") if req.inference_id else None,
+                inference_id=req.inference_id,
                 inference_time=time.time(),
                 request_body=body,
-                request_content_type=content_type.decode("latin-1") if content_type else None,
-                accept=accept.decode("latin-1") if accept else None,
+                request_content_type=req.content_type,
+                accept=accept,
                 capture=route.capture,
             )
         stream = _Stream(
@@ -279,7 +278,6 @@ class StreamInvoker:
         if observer is None or stream.event is None:
             return
         answered = failure is None
-        content_type = stream.content_type
         observer.observe(
             InvocationRecord(
                 event=stream.event,
@@ -287,7 +285,7 @@ class StreamInvoker:
                 variant=stream.variant,
                 status=stream.status if answered else 0,
                 response_body=b"".join(stream.chunks) if answered else b"",
-                response_content_type=content_type.decode("latin-1") if content_type else None,
+                response_content_type=stream.content_type,
                 error=None if answered else stream.detail,
                 latency_s=model_s,
                 outcome=(

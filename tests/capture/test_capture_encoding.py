@@ -1,0 +1,188 @@
+"""The batch encoder against the one-record-at-a-time encoding it replaced, byte for byte.
+
+``previous_line`` is ``RecordEncoder.encode`` as it was before records were encoded a batch at a
+time (issue 11's throughput work), kept here as the reference. Header values then arrived
+decoded (latin-1) from the data plane; they now arrive as bytes, and are read the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shadowlab.capture.config import CaptureConfig, media_type
+from shadowlab.capture.record import RecordEncoder
+from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
+
+_escape = json.encoder.encode_basestring_ascii
+_UNIQUE = itertools.count()
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value else None
+
+
+def previous_payload(
+    config: CaptureConfig, mode: str, body: bytes, content_type: str | None
+) -> str:
+    observed = content_type or "application/octet-stream"
+    kind = media_type(observed)
+    encoding = (
+        "CSV"
+        if kind in config.csv_content_types
+        else "JSON"
+        if kind in config.json_content_types
+        else "BASE64"
+    )
+    if encoding != "BASE64":
+        try:
+            data = _escape(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            encoding = "BASE64"
+    if encoding == "BASE64":
+        data = f'"{base64.b64encode(body).decode("ascii")}"'
+    return (
+        f'{{"observedContentType":{_escape(observed)},"mode":"{mode}","data":{data},'
+        f'"encoding":"{encoding}"}}'
+    )
+
+
+def previous_line(record: InvocationRecord, config: CaptureConfig) -> bytes:
+    event = record.event
+    outcome = record.outcome
+    answered = outcome == "answered"
+    output = ""
+    if answered:
+        output = '"endpointOutput":' + previous_payload(
+            config, "OUTPUT", record.response_body, _text(record.response_content_type)
+        )
+    if config.capture_input:
+        capture = '"endpointInput":' + previous_payload(
+            config, "INPUT", event.request_body, _text(event.request_content_type)
+        )
+        if config.capture_output and answered:
+            capture += "," + output
+    else:
+        capture = output
+    inference_id = _text(event.inference_id)
+    metadata = (
+        _escape(event.event_id)
+        if inference_id is None
+        else f'{_escape(event.event_id)},"inferenceId":{_escape(inference_id)}'
+    )
+    extension = ""
+    status = record.status
+    if not answered or not 200 <= status < 300:
+        error = "null" if record.error is None else _escape(record.error)
+        extension = f',"shadowlab":{{"outcome":"{outcome}","status":{int(status)},"error":{error}}}'
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(event.inference_time)))
+    return (
+        f'{{"captureData":{{{capture}}},"eventMetadata":{{"eventId":{metadata},'
+        f'"inferenceTime":"{when}"}},"eventVersion":"0"{extension}}}\n'
+    ).encode("ascii")
+
+
+# Payloads: unicode (astral, U+2028, combining), control characters, quotes and backslashes,
+# CSV lines, JSON documents, and bytes that are not UTF-8 (they must go BASE64).
+_TEXT = st.text(
+    alphabet=st.sampled_from('ab,;\n\r\t"\\/\x00\x1f\x7f é€\u2028\U0001f600{}[]:0123'),
+    max_size=40,
+)
+_BODIES = st.one_of(
+    _TEXT.map(str.encode),
+    st.lists(st.lists(st.integers(-99, 99).map(str), max_size=4).map(",".join), max_size=3)
+    .map("\n".join)
+    .map(str.encode),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3).map(json.dumps).map(str.encode),
+    st.binary(max_size=24),
+)
+_TYPES = st.sampled_from(
+    [
+        None,
+        b"",
+        b"text/csv",
+        b"Text/CSV; charset=utf-8",
+        b"application/json",
+        b"application/jsonlines",
+        b"application/x-npy",
+        b"image/\xe9",  # a latin-1 header byte
+    ]
+)
+_CONFIGS = st.builds(
+    lambda inputs, outputs, csv, js: CaptureConfig(
+        destination="s3://b/p",
+        capture_input=inputs or not outputs,
+        capture_output=outputs,
+        csv_content_types=("text/csv",) if csv else (),
+        json_content_types=("application/json",) if js else (),
+    ),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@st.composite
+def _records(draw: Any) -> list[InvocationRecord]:
+    """Records as the writer gets them: production and shadow records of the same events,
+    interleaved, some events seen once, some ids chosen by the test (to be escaped)."""
+    records = []
+    for _ in range(draw(st.integers(1, 8))):
+        event = InvocationEvent(
+            "ep",
+            # Any text (to be escaped), but one id per event, as the data plane makes them.
+            draw(st.one_of(st.builds(new_event_id), _TEXT)) + f"~{next(_UNIQUE)}",
+            draw(st.one_of(st.none(), st.just(b""), _TEXT.map(lambda t: t.encode()))),
+            draw(st.floats(0, 4e9)),
+            draw(_BODIES),
+            draw(_TYPES),
+            None,
+        )
+        for role in draw(st.lists(st.sampled_from(["production", "shadow"]), min_size=1)):
+            outcome = draw(st.sampled_from(["answered", "answered", "failed", "timeout", "shed"]))
+            answered = outcome == "answered"
+            records.append(
+                InvocationRecord(
+                    event,
+                    "production" if role == "production" else "shadow",
+                    role,
+                    draw(st.sampled_from([200, 201, 204, 400, 500])) if answered else 0,
+                    draw(_BODIES) if answered else b"",
+                    draw(_TYPES),
+                    None if answered else draw(st.one_of(st.none(), _TEXT)),
+                    0.001,
+                    outcome,  # type: ignore[arg-type]
+                )
+            )
+    return draw(st.permutations(records))
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=_CONFIGS, batches=st.lists(_records(), min_size=1, max_size=3))
+def test_batches_equal_the_previous_encoding_byte_for_byte(
+    config: CaptureConfig, batches: list[list[InvocationRecord]]
+) -> None:
+    encoder = RecordEncoder(config)  # one encoder across batches: its caches carry over
+    for records in batches:
+        batch = encoder.encode_batch(records)
+        kept = [r for r in records if r.outcome != "shed"]
+        assert batch.data == b"".join(previous_line(r, config) for r in kept)
+        assert batch.records == len(kept)
+        assert batch.shed == len(records) - len(kept)
+        assert batch.failed == sum(r.outcome == "failed" for r in kept)
+        assert batch.timeout == sum(r.outcome == "timeout" for r in kept)
+        assert batch.model_errors == sum(
+            r.outcome == "answered" and not 200 <= r.status < 300 for r in kept
+        )
+        if kept:
+            seconds = [int(r.event.inference_time) for r in kept]
+            assert (batch.first, batch.last) == (min(seconds), max(seconds))
+        for line in batch.data.splitlines():
+            assert line.isascii() and isinstance(json.loads(line), dict)

@@ -1,12 +1,19 @@
-"""Verify AWS Signature Version 4 on requests, with botocore's own signer.
+"""Verify AWS Signature Version 4 on requests, with botocore's signer as the reference.
 
 A request is accepted when its `Authorization` header names a known access key, a credential
 scope of the expected service and a region botocore knows, a time within the allowed skew, and a
 signature equal to the one botocore computes for the same method, path, query, signed headers
-and body with that key's secret. The canonical request and the string to sign come from
-`botocore.auth.SigV4Auth`, so shadowlab verifies exactly what boto3 and the AWS CLI sign; the
-only thing kept here is the derived signing key, cached per key/date/region/service, because
-deriving it costs four HMACs per request and changes once a day.
+and body with that key's secret. The canonical request and the string to sign are
+`botocore.auth.SigV4Auth`'s, so shadowlab verifies exactly what boto3 and the AWS CLI sign. The
+derived signing key is cached per key/date/region/service: deriving it costs four HMACs per
+request and changes once a day.
+
+botocore stays the reference, but is not on the hot path: for what SDKs send to SageMaker (a
+path botocore would neither re-encode nor normalise, lower-case signed header names),
+`shadowlab.auth.canonical` builds the same canonical request and string to sign without
+botocore's general machinery, which was most of a verification's cost. For anything else, and
+for every S3 request, it declines and botocore builds them. A property test holds the fast
+path's output equal to botocore's on every input it accepts (tests/auth/test_canonical.py).
 
 Failures are AWS's, code and message: MissingAuthenticationTokenException (no header),
 IncompleteSignatureException (a header that is not a SigV4 one), UnrecognizedClientException
@@ -36,10 +43,9 @@ from botocore.auth import (
     SIGV4_TIMESTAMP,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
-    S3SigV4Auth,
-    SigV4Auth,
 )
 
+from shadowlab.auth import canonical
 from shadowlab.awsprotocol.scope import split_scope
 from shadowlab.errors import ServiceError
 
@@ -126,6 +132,7 @@ class SigV4Verifier:
         self._regions = {name: frozenset(names) for name, names in wanted.items()}
         self._service = next(iter(self._regions))
         self._max_skew_s = max_skew_s
+        self._skew_minutes = f"{max_skew_s / 60:g} min."  # for messages, made once
         self._clock = clock
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
 
@@ -163,16 +170,15 @@ class SigV4Verifier:
                 "incomplete",
             )
         _check_payload(service, content_sha, body)
-        request = _Received(method, target, body, timestamp)
-        signed = request.headers
+        signed: dict[str, list[str]] = {}
         for name, value in headers:
             if name in signed_names:
                 signed.setdefault(name, []).append(value)  # repeated names stay repeated
-        # S3's signer differs in the canonical path (not URI-encoded twice) and the payload.
-        signer = (_S3Canonicaliser if service == "s3" else _Canonicaliser)(None, service, region)
-        string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
-        key = self._signing_key(signer, access_key, scope_date, region, service)
-        expected = signer._sign(key, string_to_sign, hex=True)
+        string_to_sign = canonical.string_to_sign(
+            method, target, signed, body, timestamp=timestamp, region=region, service=service
+        )
+        key = self._signing_key(access_key, scope_date, region, service)
+        expected = _hmac(key, string_to_sign).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise _invalid(_SIGNATURE_MISMATCH, "signature")
         return Caller(access_key, region, service)
@@ -215,67 +221,38 @@ class SigV4Verifier:
             )
         signed_at = _epoch(timestamp)
         now = self._clock()
-        minutes = f"{self._max_skew_s / 60:g} min."
         if signed_at < now - self._max_skew_s:
             raise _invalid(
                 f"Signature expired: {timestamp} is now earlier than "
-                f"{_format(now - self._max_skew_s)} ({_format(now)} - {minutes})",
+                f"{_format(now - self._max_skew_s)} ({_format(now)} - {self._skew_minutes})",
                 "time",
             )
         if signed_at > now + self._max_skew_s:
             raise _invalid(
                 f"Signature not yet current: {timestamp} is still later than "
-                f"{_format(now + self._max_skew_s)} ({_format(now)} + {minutes})",
+                f"{_format(now + self._max_skew_s)} ({_format(now)} + {self._skew_minutes})",
                 "time",
             )
 
-    def _signing_key(
-        self, signer: SigV4Auth, access_key: str, date: str, region: str, service: str
-    ) -> bytes:
+    def _signing_key(self, access_key: str, date: str, region: str, service: str) -> bytes:
         cache_key = (access_key, date, region, service)
         key = self._keys.get(cache_key)
         if key is None:
             # The derivation of SigV4Auth.signature, kept once instead of done per request.
             secret = self._secrets[access_key]
-            k_date = signer._sign(f"AWS4{secret}".encode(), date)
-            k_region = signer._sign(k_date, region)
-            k_service = signer._sign(k_region, service)
-            key = signer._sign(k_service, _TERMINATOR)
+            k_date = _hmac(f"AWS4{secret}".encode(), date).digest()
+            k_region = _hmac(k_date, region).digest()
+            k_service = _hmac(k_region, service).digest()
+            key = _hmac(k_service, _TERMINATOR).digest()
             if len(self._keys) >= _KEY_CACHE_LIMIT:
                 self._keys.clear()  # a day's keys come back on the next request
             self._keys[cache_key] = key
         return key
 
 
-class _SignedHeaders(dict[str, list[str]]):
-    """The signed headers of a received request (lower-case name -> values), read the way
-    botocore reads its HTTPHeaders while canonicalising: names by iteration, `get_all`, and a
-    case-blind `in` and `[]`. HTTPHeaders is an email.message.Message, which made up two
-    thirds of a verification's cost; this is the same reading at a fraction of it."""
-
-    def get_all(self, name: str) -> list[str]:
-        return self.get(name.lower(), [])
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and dict.__contains__(self, name.lower())
-
-    def __getitem__(self, name: str) -> str:  # type: ignore[override]
-        return ",".join(super().__getitem__(name.lower()))
-
-
-class _Canonicaliser(SigV4Auth):  # type: ignore[misc]
-    """SigV4Auth whose view of the headers is the request's own signed headers (the verifier
-    has already kept exactly those the client names in SignedHeaders)."""
-
-    def headers_to_sign(self, request: _Received) -> _SignedHeaders:
-        return request.headers
-
-
-class _S3Canonicaliser(S3SigV4Auth):  # type: ignore[misc]
-    """S3SigV4Auth reading the request's own signed headers, as `_Canonicaliser` does."""
-
-    def headers_to_sign(self, request: _Received) -> _SignedHeaders:
-        return request.headers
+def _hmac(key: bytes, message: str) -> hmac.HMAC:
+    """HMAC-SHA256 of `message` as UTF-8: `SigV4Auth._sign`, without a signer instance."""
+    return hmac.new(key, message.encode("utf-8"), sha256)
 
 
 def _check_payload(service: str, content_sha: str | None, body: bytes) -> None:
@@ -305,22 +282,6 @@ def _check_payload(service: str, content_sha: str | None, body: bytes) -> None:
         raise _invalid(
             "The provided 'x-amz-content-sha256' header does not match the body.", "payload-hash"
         )
-
-
-class _Received:
-    """A received request in the form `SigV4Auth.canonical_request` reads (what botocore's
-    AWSRequest offers, without preparing a request to send)."""
-
-    __slots__ = ("body", "context", "headers", "method", "params", "url")
-
-    def __init__(self, method: str, target: str, body: bytes, timestamp: str) -> None:
-        self.method = method
-        # Any scheme but https: botocore signs the payload of plain-HTTP requests, always.
-        self.url = "http://signed" + target
-        self.body = body
-        self.params: dict[str, str] = {}
-        self.headers = _SignedHeaders()
-        self.context = {"timestamp": timestamp}
 
 
 def _parse_authorization(header: str, *, has_date: bool) -> tuple[str, frozenset[str], str]:

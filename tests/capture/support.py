@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from shadowlab.capture.config import CaptureConfig
 from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, Outcome
 
 REGION = "us-east-1"
@@ -217,3 +218,13 @@ class TcpProxy:
                 target.sendall(data)
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+
+
+def expected_encoding(config: CaptureConfig, media_type: str) -> str:
+    """The tests' oracle for SageMaker's rule: CSV or JSON when the config lists the media type
+    (CaptureContentTypeHeader), BASE64 for anything else."""
+    if media_type in config.csv_content_types:
+        return "CSV"
+    if media_type in config.json_content_types:
+        return "JSON"
+    return "BASE64"

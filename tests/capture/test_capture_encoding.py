@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from shadowlab.capture.config import CaptureConfig, media_type
 from shadowlab.capture.record import RecordEncoder
 from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
+from tests.capture.support import expected_encoding
 
 _escape = json.encoder.encode_basestring_ascii
 _UNIQUE = itertools.count()
@@ -33,13 +34,7 @@ def previous_payload(
 ) -> str:
     observed = content_type or "application/octet-stream"
     kind = media_type(observed)
-    encoding = (
-        "CSV"
-        if kind in config.csv_content_types
-        else "JSON"
-        if kind in config.json_content_types
-        else "BASE64"
-    )
+    encoding = expected_encoding(config, kind)
     if encoding != "BASE64":
         try:
             data = _escape(body.decode("utf-8"))

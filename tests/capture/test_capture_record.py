@@ -14,7 +14,7 @@ import pytest
 from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.record import RecordEncoder, encode_record, iso_second
 from shadowlab.dataplane.observer import InvocationRecord
-from tests.capture.support import event, record
+from tests.capture.support import event, expected_encoding, record
 
 # The first record of the JSON Lines sample in model-monitor-data-capture-endpoint.md, verbatim.
 DOCUMENTED = (
@@ -154,13 +154,7 @@ def reference(rec: InvocationRecord, config: CaptureConfig) -> dict[str, Any]:
     def payload(mode: str, body: bytes, content_type: bytes | None) -> dict[str, str]:
         observed = content_type.decode("latin-1") if content_type else "application/octet-stream"
         kind = observed.split(";")[0].strip().lower()
-        encoding = (
-            "CSV"
-            if kind in config.csv_content_types
-            else "JSON"
-            if kind in config.json_content_types
-            else "BASE64"
-        )
+        encoding = expected_encoding(config, kind)
         try:
             data = body.decode() if encoding != "BASE64" else None
         except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nginxproxy
 import shadowlabctl
-from processes import Cores, Supervisor, capture_process, free_port, set_affinity
+from processes import Cores, Supervisor, free_port
 
 HERE = Path(__file__).resolve().parent
 SLOW_SHADOW_MS = 20.0
@@ -125,7 +125,6 @@ class Lab:
     shadowlab_pid: int
     nginx_port: int
     nginx_pid: int
-    capture_pid: int | None  # shadowlab's capture process (None: a revision without one)
 
     def url(self, row: Row) -> str:
         if row.proxy is None:
@@ -142,7 +141,6 @@ class Lab:
         return self.shadowlab_pid if row.proxy == "shadowlab" else self.nginx_pid
 
     def all_pids(self) -> list[int]:
-        # cpu_seconds counts direct children, so the capture process is in shadowlab's share.
         return [*self.model_pids.values(), self.shadowlab_pid, self.nginx_pid]
 
     def model_counts(self, name: str) -> dict[str, int]:
@@ -154,11 +152,7 @@ class Lab:
 
 
 def start_lab(
-    supervisor: Supervisor,
-    work_dir: Path,
-    cores: Cores,
-    shadowlab_env: dict[str, str],
-    capture_core: str = "load",
+    supervisor: Supervisor, work_dir: Path, cores: Cores, shadowlab_env: dict[str, str]
 ) -> Lab:
     ports = {name: free_port() for name in ("production", *SHADOWS)}
     modes = {
@@ -190,11 +184,4 @@ def start_lab(
         slow=ports["slow"],
         cpus=cores.server,
     )
-    # shadowlab's capture process (encoding, spool, uploads) inherits the server's core. With
-    # capture_core "load" it moves to the load generator's core: a serving process has its core,
-    # capture another, as on any host with two cores or more; the load CPU column then shows
-    # what capture took there. "server" keeps all of capture's work on the server's core.
-    capture_pid = capture_process(sl_proc.pid)
-    if capture_pid is not None:
-        set_affinity(capture_pid, cores.load if capture_core == "load" else cores.server)
-    return Lab(cores, ports, pids, sl_port, sl_proc.pid, ng_port, ng_proc.pid, capture_pid)
+    return Lab(cores, ports, pids, sl_port, sl_proc.pid, ng_port, ng_proc.pid)

@@ -122,10 +122,8 @@ class _CpuWindow:
 
     def __init__(self, lab: Lab, pid: int) -> None:
         self.lab, self.pid = lab, pid
-        # The server process alone: its capture process is accounted where it runs (see lab).
-        self.capture_pid = lab.capture_pid if pid == lab.shadowlab_pid else None
         self.load_core = lab.cores.load or ""
-        self.server0 = self._server()
+        self.server0 = cpu_seconds(pid)
         self.load0 = _proc_stat_busy(self.load_core)
         self.all0 = _proc_stat_busy("")
         self.own0 = _own_cpu(lab)
@@ -133,14 +131,10 @@ class _CpuWindow:
 
     def close(self) -> tuple[float, float | None, float]:
         elapsed = time.monotonic() - self.started
-        server = (self._server() - self.server0) / elapsed
+        server = (cpu_seconds(self.pid) - self.server0) / elapsed
         load = (_proc_stat_busy(self.load_core) - self.load0) / elapsed
         other = (_proc_stat_busy("") - self.all0) - (_own_cpu(self.lab) - self.own0)
         return server, load if self.lab.cores.load else None, max(0.0, other / elapsed)
-
-    def _server(self) -> float:
-        capture = cpu_seconds(self.capture_pid) if self.capture_pid is not None else 0.0
-        return cpu_seconds(self.pid) - capture
 
 
 def wait_for_quiet(lab: Lab, budget_s: float, threshold: float) -> float:

@@ -71,9 +71,7 @@ def machine_notes(
     env = os.environ
     pinning = (
         f"wrk and the model servers on CPU {cores.load}; the server under test (shadowlab, "
-        f"nginx, or the model server in direct rows) alone on CPU {cores.server}; shadowlab's "
-        f"capture process on CPU "
-        f"{cores.load if getattr(args, 'capture_core', 'load') == 'load' else cores.server}"
+        f"nginx, or the model server in direct rows) alone on CPU {cores.server}"
         if cores.server is not None
         else "none (fewer than 2 CPUs or no taskset)"
     )

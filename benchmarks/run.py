@@ -191,12 +191,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rev", help="benchmark src/ of this git revision instead of the working tree"
     )
-    parser.add_argument(
-        "--capture-core",
-        choices=("load", "server"),
-        default="load",
-        help="where shadowlab's capture process runs: the load core (default) or the server's",
-    )
     return parser.parse_args(argv)
 
 
@@ -223,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rev:
             revision, env = provenance.export_revision(args.rev, Path(tmp) / "rev")
         print("starting model servers, shadowlab and nginx ...", flush=True)
-        lab = start_lab(supervisor, Path(tmp), cores, env, args.capture_core)
+        lab = start_lab(supervisor, Path(tmp), cores, env)
         measurements = run_rounds(lab, phases(args, Path(tmp)), args.rounds)
         stream_section = ""
         if args.stream_requests > 0:

@@ -77,15 +77,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def capture_process(pid: int) -> int | None:
-    """The capture process (``shadowlab.capture.process``) of the shadowlab server `pid`."""
-    for child in _children(pid):
-        with contextlib.suppress(OSError):
-            if b"shadowlab.capture.process" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return child
-    return None
-
-
 def _children(pid: int) -> list[int]:
     # /proc/<pid>/task/*/children needs a kernel option this machine lacks: scan parent ids.
     found: list[int] = []

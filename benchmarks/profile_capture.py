@@ -42,7 +42,7 @@ import loadgen
 import provenance
 import shadowlabctl
 from lab import DATA_CAPTURE_CONFIG
-from processes import Cores, Supervisor, capture_process, cpu_seconds, free_port, set_affinity
+from processes import Cores, Supervisor, cpu_seconds, free_port
 
 HERE = Path(__file__).resolve().parent
 ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-capture")
@@ -133,9 +133,7 @@ def summarise(raw: Path, top: int) -> list[str]:
 class Row:
     endpoint: str
     rps: float
-    us_per_request: float  # server CPU per request (its capture process included)
-    process_us: float  # CPU per request of the server process alone (its threads)
-    capture_us: float  # CPU per request of the capture process (0 when there is none)
+    us_per_request: float  # server CPU per request
     server_cpu: float  # cores used by shadowlab
     foreign_cpu: float  # cores used by other processes on shadowlab's core: noise
 
@@ -162,8 +160,6 @@ class Setup:
 def _row(args: argparse.Namespace, setup: Setup, endpoint: str, gil: bool) -> Row:
     """Saturate `endpoint` for `args.duration` s; with py-spy, sample it meanwhile."""
     cores, pid, script = setup.cores, setup.pid, setup.script
-    capture_pid = capture_process(pid)
-    child0 = cpu_seconds(capture_pid) if capture_pid else 0.0
     url = f"http://127.0.0.1:{setup.port}/endpoints/{endpoint}/invocations"
     raw = setup.out_dir / f"{endpoint}{'-gil' if gil else ''}.txt"
     tasks0, cpu0, core0 = _task_cpu(pid), cpu_seconds(pid), _core_busy(cores.server)
@@ -188,26 +184,21 @@ def _row(args: argparse.Namespace, setup: Setup, endpoint: str, gil: bool) -> Ro
             subprocess.run(spy + (["--gil"] if gil else []), check=True, capture_output=True)
             w = load.result()
     tasks1, cpu1, core1 = _task_cpu(pid), cpu_seconds(pid), _core_busy(cores.server)
-    child1 = cpu_seconds(capture_pid) if capture_pid else 0.0
     used = cpu1 - cpu0
-    own = sum(tasks1.values()) - sum(tasks0.get(t, 0.0) for t in tasks1)
     busiest = sorted(((tasks1[t] - tasks0.get(t, 0.0), t) for t in tasks1), reverse=True)[:3]
     threads = ", ".join(f"{'main' if t == pid else t} {s / w.duration_s:.0%}" for s, t in busiest)
     row = Row(
         endpoint,
         w.rps,
         used / max(w.requests, 1) * 1e6,
-        own / max(w.requests, 1) * 1e6,
-        (child1 - child0) / max(w.requests, 1) * 1e6,
         used / w.duration_s,
         max(0.0, (core1 - core0) - used) / w.duration_s if cores.server else 0.0,
     )
     print(
         f"{endpoint}{' (--gil)' if gil else ''}: {w.rps:.0f} req/s, p50 {w.p50_ms:.2f} ms, "
         f"p99 {w.p99_ms:.2f} ms; server CPU {row.server_cpu:.0%}, {row.us_per_request:.1f} us "
-        f"per request (server process {row.process_us:.1f}, capture process "
-        f"{row.capture_us:.1f}); threads (CPU): {threads}; others on its core "
-        f"{row.foreign_cpu:.0%}" + (" (noisy)" if row.foreign_cpu > NOISY else ""),
+        f"per request; threads (CPU): {threads}; others on its core {row.foreign_cpu:.0%}"
+        + (" (noisy)" if row.foreign_cpu > NOISY else ""),
         flush=True,
     )
     if args.py_spy is not None:
@@ -220,7 +211,7 @@ def _pair_lines(rounds: list[list[Row]]) -> list[str]:
     medians over the rounds."""
     lines = []
     for plain, captured in PAIRS:
-        ratios, added, own = [], [], []
+        ratios, added = [], []
         for round_no, rows in enumerate(rounds, 1):
             by = {r.endpoint: r for r in rows}
             if plain not in by or captured not in by:
@@ -228,20 +219,17 @@ def _pair_lines(rounds: list[list[Row]]) -> list[str]:
             a, b = by[plain], by[captured]
             ratios.append(b.rps / a.rps)
             added.append(b.us_per_request - a.us_per_request)
-            own.append(a.process_us / b.process_us)
             noisy = " (noisy)" if max(a.foreign_cpu, b.foreign_cpu) > NOISY else ""
             lines.append(
                 f"  round {round_no}, {captured}: throughput {ratios[-1]:.2f}x of {plain}; CPU "
                 f"per request {a.us_per_request:.0f} -> {b.us_per_request:.0f} us "
-                f"({added[-1]:+.1f} us); server process alone {a.process_us:.0f} -> "
-                f"{b.process_us:.0f} us ({own[-1]:.2f}x){noisy}"
+                f"({added[-1]:+.1f} us){noisy}"
             )
         if ratios:
             lines.append(
                 f"  {captured}, median of {len(ratios)}: throughput "
                 f"{statistics.median(ratios):.2f}x, CPU per request "
-                f"{statistics.median(added):+.1f} us; server process CPU ratio "
-                f"{statistics.median(own):.2f}x"
+                f"{statistics.median(added):+.1f} us"
             )
     return lines
 
@@ -274,12 +262,7 @@ def run(args: argparse.Namespace) -> None:
             captured=(None, "fast"),
             capture_config=DATA_CAPTURE_CONFIG,
         )
-        capture_pid = capture_process(proc.pid)
-        if capture_pid is not None:  # None: a revision that captured in the server's process
-            core = cores.load if args.capture_core == "load" else cores.server
-            set_affinity(capture_pid, core)
-            print(f"capture process {capture_pid} on the {args.capture_core} core", flush=True)
-        script = loadgen.write_script(Path(tmp), pace_ms=args.pace_ms)
+        script = loadgen.write_script(Path(tmp))
         setup = Setup(cores, proc.pid, port, script, out_dir)
         endpoints = [e for e in ENDPOINTS if e in args.endpoints]
         for endpoint in endpoints:  # connections open, admission limits adapted
@@ -309,17 +292,6 @@ def main() -> int:
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--gil", action="store_true", help="also sample with --gil")
     parser.add_argument("--rev", help="profile src/ of this git revision, not the working tree")
-    parser.add_argument(
-        "--pace-ms",
-        type=int,
-        help="paced load: each connection waits a random 0..2x this many ms before a request",
-    )
-    parser.add_argument(
-        "--capture-core",
-        choices=("load", "server"),
-        default="load",
-        help="the core of the capture process: the load generator's (default) or the server's",
-    )
     run(parser.parse_args())
     return 0
 

@@ -15,10 +15,12 @@ from typing import Any
 from shadowlab.app import Application
 from shadowlab.auth import SigV4Verifier
 from shadowlab.capture import (
-    CaptureRelay,
-    StoreSpec,
+    CaptureObserver,
+    CaptureWriter,
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
     WriterOptions,
-    s3_client,
 )
 from shadowlab.comparisons import Comparer
 from shadowlab.controlplane.asgi import (
@@ -74,11 +76,9 @@ def build_application(
     store = open_store(settings)
     try:
         services = build_services(store, settings, clock)
-        capture_spec = _capture_store(settings)
-        capture_store = capture_spec.open()
-        # Encoding and storing run in a process of their own (capture.relay explains why).
-        capture = CaptureRelay(
-            capture_spec,
+        capture_store = _capture_store(settings)
+        capture = CaptureWriter(
+            capture_store,
             settings.data_dir / "capture-spool",
             WriterOptions(max_file_age=settings.capture_file_seconds),
         )
@@ -146,7 +146,7 @@ def build_application(
             mirror=MirrorSettings(settings.mirror_max_in_flight, settings.mirror_timeout),
             account_id=settings.account_id,
             default_region=settings.default_region,
-            observer=capture,
+            observer=CaptureObserver(capture),
             metrics=aggregator,
             limits=ConnectionLimits(
                 head_timeout_s=settings.head_timeout,
@@ -291,7 +291,7 @@ class ServerCounters:
 
 
 def _make_current(
-    loop: asyncio.AbstractEventLoop, metrics: MetricsService, capture: CaptureRelay
+    loop: asyncio.AbstractEventLoop, metrics: MetricsService, capture: CaptureWriter
 ) -> Callable[[], None]:
     """What a comparison calls first (from a worker thread): store the metrics of the last
     seconds (they live on the loop) and seal and store open capture files."""
@@ -328,14 +328,23 @@ def _s3_client_factory(settings: Settings) -> Callable[[], Any] | None:
     if settings.s3_endpoint_url is None:
         return None
 
-    endpoint_url = settings.s3_endpoint_url
-    return lambda: s3_client(endpoint_url)
+    def make() -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # Short timeouts and one attempt: the capture writer has its own backoff, and a store
+        # that accepts connections but never answers must not hold an upload for minutes.
+        config = Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 2})
+        return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+
+    return make
 
 
-def _capture_store(settings: Settings) -> StoreSpec:
-    if settings.s3_endpoint_url is None:
-        return StoreSpec(root=str(settings.object_store_root))
-    return StoreSpec(s3_endpoint_url=settings.s3_endpoint_url)
+def _capture_store(settings: Settings) -> ObjectStore:
+    factory = _s3_client_factory(settings)
+    if factory is None:
+        return LocalObjectStore(settings.object_store_root)
+    return S3ObjectStore(factory())
 
 
 def _s3_front(settings: Settings, gate: SignatureGate | None) -> S3Front:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 
 from shadowlab.app import Application
-from shadowlab.capture import CaptureRelay
+from shadowlab.capture import CaptureWriter
 from shadowlab.comparisons import Comparer
 from shadowlab.dataplane import DataPlaneServer, RoutingTable
 from shadowlab.metrics import MetricsService
@@ -31,7 +31,7 @@ class Runtime:
     routing: RoutingTable
     hosting: Hosting
     process_hosting: ProcessHosting | None  # `hosting` when it runs worker processes
-    capture: CaptureRelay
+    capture: CaptureWriter
     metrics: MetricsService
     comparer: Comparer
     application: Application

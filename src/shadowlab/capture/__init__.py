@@ -1,10 +1,8 @@
 """Data capture: production and shadow traffic in SageMaker's data-capture format.
 
-``CaptureConfig`` (what an endpoint asks for) -> ``CaptureRelay.observe`` (on the event loop,
-O(1)) -> rows through a pipe (``wire``) -> the capture process (``process``), whose
-``CaptureWriter`` encodes JSON Lines records (``record``) into spool files -> an ``ObjectStore``
-(local directory or S3) under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``; ``reader``
-lists and pairs them.
+``CaptureConfig`` (what an endpoint asks for) -> ``CaptureWriter.submit`` (on the event loop,
+O(1)) -> JSON Lines records (``record``) in spool files -> an ``ObjectStore`` (local directory or
+S3) under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``; ``reader`` lists and pairs them.
 Nothing here imports the data plane beyond its observer types.
 """
 
@@ -13,22 +11,13 @@ from shadowlab.capture.observer import CaptureObserver
 from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.reader import CapturedFile, VariantCapture, pairs, records, summarize
 from shadowlab.capture.record import RecordEncoder, encode_record
-from shadowlab.capture.relay import CaptureRelay
-from shadowlab.capture.stores import (
-    LocalObjectStore,
-    ObjectInfo,
-    ObjectStore,
-    S3ObjectStore,
-    StoreSpec,
-    s3_client,
-)
+from shadowlab.capture.stores import LocalObjectStore, ObjectInfo, ObjectStore, S3ObjectStore
 from shadowlab.capture.writer import CaptureWriter
 
 __all__ = [
     "CaptureConfig",
     "CaptureConfigError",
     "CaptureObserver",
-    "CaptureRelay",
     "CaptureWriter",
     "CapturedFile",
     "LocalObjectStore",
@@ -36,12 +25,10 @@ __all__ = [
     "ObjectStore",
     "RecordEncoder",
     "S3ObjectStore",
-    "StoreSpec",
     "VariantCapture",
     "WriterOptions",
     "encode_record",
     "pairs",
     "records",
-    "s3_client",
     "summarize",
 ]

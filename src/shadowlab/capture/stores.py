@@ -188,33 +188,6 @@ class S3ObjectStore:
         self.client.delete_object(Bucket=bucket, Key=key)
 
 
-@dataclass(frozen=True, slots=True)
-class StoreSpec:
-    """Which store, as data: what the capture process is told so that it opens the same one as
-    the server. Either a local root or an S3 endpoint URL (``""``: AWS's own S3)."""
-
-    root: str | None = None
-    s3_endpoint_url: str | None = None
-
-    def open(self) -> ObjectStore:
-        if self.s3_endpoint_url is not None:
-            return S3ObjectStore(s3_client(self.s3_endpoint_url or None))
-        if self.root is None:
-            raise ValueError("a store needs a local root or an S3 endpoint URL")
-        return LocalObjectStore(Path(self.root))
-
-
-def s3_client(endpoint_url: str | None) -> Any:
-    """A boto3 S3 client for capture and artifacts: short timeouts and one retry, since the
-    capture writer has its own backoff and a store that accepts connections but never answers
-    must not hold an upload for minutes."""
-    import boto3  # here: the embedded store never pays for importing boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 2})
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
-
-
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new file in `path` durable (POSIX needs the directory synced too)."""
     fd = os.open(path, os.O_RDONLY)

@@ -162,19 +162,22 @@ class CaptureWriter:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def queued(self) -> int:
-        """Records waiting for the spool thread."""
-        return len(self._queue)
-
-    def start(self, lock_wait: float = 0.0) -> None:
-        """Take the spool directory (one writer per directory; wait up to `lock_wait` seconds
-        for another to let go), then recover and upload what a previous process left there
-        while accepting new records at once.
+    def start(self) -> None:
+        """Take the spool directory (one writer per directory), then recover and upload what a
+        previous process left there while accepting new records at once.
         """
         if self._thread is not None:
             raise RuntimeError("capture writer already started")
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.spool_dir, lock_wait)
+        fd = os.open(self.spool_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(
+                f"capture spool {self.spool_dir} is used by another writer"
+            ) from None
+        self._lock_fd = fd
         for stale in self.spool_dir.glob("*.tmp"):
             stale.unlink(missing_ok=True)  # a meta or a repair interrupted by the crash
         self._uploader = Uploader(
@@ -252,18 +255,3 @@ class CaptureWriter:
                 windows.internal_errors += 1
                 log.exception("capture spool thread: unexpected error; going on")
                 time.sleep(options.poll_interval)
-
-
-def _lock(spool_dir: Path, wait: float) -> int:
-    """An exclusive lock on the spool directory, held by the returned descriptor."""
-    fd = os.open(spool_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise RuntimeError(f"capture spool {spool_dir} is used by another writer") from None
-            time.sleep(0.05)

@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> None:
             captured=(None, "fast"),
             capture_config=DATA_CAPTURE_CONFIG,
         )
-        script = loadgen.write_script(Path(tmp))
+        script = loadgen.write_script(Path(tmp), pace_ms=args.pace_ms)
         setup = Setup(cores, proc.pid, port, script, out_dir)
         endpoints = [e for e in ENDPOINTS if e in args.endpoints]
         for endpoint in endpoints:  # connections open, admission limits adapted
@@ -292,6 +292,12 @@ def main() -> int:
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--gil", action="store_true", help="also sample with --gil")
     parser.add_argument("--rev", help="profile src/ of this git revision, not the working tree")
+    parser.add_argument(
+        "--pace-ms",
+        type=int,
+        help="paced load (CPU per request below saturation): each connection waits a random "
+        "0..2x this many ms before a request",
+    )
     run(parser.parse_args())
     return 0
 

@@ -32,11 +32,19 @@ INSTANCE = "ml.m5.large"
 
 
 def start_shadowlab(
-    supervisor: Supervisor, data_dir: str, *, cpus: str | None, env: dict[str, str]
+    supervisor: Supervisor,
+    data_dir: str,
+    *,
+    cpus: str | None,
+    env: dict[str, str],
+    wrapper: Sequence[str] = (),
+    start_timeout_s: float = 30.0,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """`shadowlab serve`; the environment passes through (SHADOWLAB_MIRROR_*), plus `env`."""
+    """`shadowlab serve`; the environment passes through (SHADOWLAB_MIRROR_*), plus `env`.
+    `wrapper`: a command it runs under (valgrind, say)."""
     port = free_port()
-    argv = [sys.executable, "-m", "shadowlab", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*wrapper, sys.executable, "-m", "shadowlab", "serve"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data-dir", data_dir, "--hosting", "process", "--log-level", "warning"]
     # Most rows send unsigned requests (wrk); the signed row's are verified against the file.
     credentials = Path(data_dir) / "credentials"
@@ -47,7 +55,7 @@ def start_shadowlab(
     argv += ["--credentials-file", str(credentials), "--allow-unsigned"]
     proc = supervisor.start("shadowlab", argv, cpus=cpus, env=env, port=port)
     try:
-        _wait_healthy(port)
+        _wait_healthy(port, start_timeout_s)
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}; see {supervisor.log_path('shadowlab')}") from None
     return proc, port

@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> None:
             url = f"http://127.0.0.1:{port}/endpoints/{endpoint}/invocations"
             loadgen.run_wrk(url, script=script, connections=32, duration_s=3, cpus=None)  # warm
             _settle(port)  # the capture backlog of the warm-up drains
+            before = shadowlabctl.shadow_counters(shadowlabctl.stats(port), endpoint)
             _control("-z", str(pid))
             started = time.monotonic()
             w = loadgen.run_wrk(
@@ -153,9 +154,18 @@ def run(args: argparse.Namespace) -> None:
             elapsed = time.monotonic() - started
             count = _instructions(out_dir, pid, seen) - idle * elapsed
             per_request[endpoint] = count / max(w.requests, 1)
+            # Under valgrind copies can time out or be shed, and what a copy costs differs with
+            # its fate: shown, so that a row whose shadow behaved differently is recognised.
+            after = shadowlabctl.shadow_counters(shadowlabctl.stats(port), endpoint)
+            copies = ", ".join(
+                f"{k} {after[k] - before.get(k, 0)}"
+                for k in ("sent", "shed", "completed", "timeouts", "errors")
+                if k in after
+            )
             print(
                 f"{endpoint}: {w.requests} requests, "
-                f"{per_request[endpoint] / 1e3:.1f}k instructions per request",
+                f"{per_request[endpoint] / 1e3:.1f}k instructions per request"
+                + (f"; copies: {copies}" if copies else ""),
                 flush=True,
             )
         print("capture / without:")

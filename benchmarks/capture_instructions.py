@@ -31,14 +31,13 @@ import time
 from pathlib import Path
 
 import loadgen
-import provenance
 import shadowlabctl
-from lab import DATA_CAPTURE_CONFIG
-from processes import Supervisor, free_port
+from lab import CAPTURE_ENDPOINTS as ENDPOINTS
+from lab import CAPTURE_PAIRS as PAIRS
+from lab import start_capture_lab
+from processes import Supervisor
 
 HERE = Path(__file__).resolve().parent
-ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-capture")
-PAIRS = (("bench-plain", "bench-plain-capture"), ("bench-fast", "bench-fast-capture"))
 
 
 def _control(*args: str) -> None:
@@ -98,14 +97,6 @@ def run(args: argparse.Namespace) -> None:
         # Kept: `callgrind_annotate <dump>` shows where a phase's instructions went.
         out_dir = HERE / "results" / "callgrind" / time.strftime("%Y%m%dT%H%M%S")
         out_dir.mkdir(parents=True)
-        env: dict[str, str] = {}
-        if args.rev:
-            commit, env = provenance.export_revision(args.rev, Path(tmp) / "rev")
-            print(f"shadowlab {commit} (exported with --rev)", flush=True)
-        ports = {name: free_port() for name in ("production", "fast")}
-        for name, port in ports.items():
-            argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
-            supervisor.start(f"model-{name}", argv, port=port)
         wrapper = [
             "valgrind",
             "--tool=callgrind",
@@ -113,20 +104,14 @@ def run(args: argparse.Namespace) -> None:
             "--trace-children=yes",
             f"--callgrind-out-file={out_dir}/cg.%p",
         ]
-        proc, port = shadowlabctl.start_shadowlab(
+        proc, port = start_capture_lab(
             supervisor,
-            str(Path(tmp) / "shadowlab"),
-            cpus=None,
-            env=env,
+            Path(tmp),
+            rev=args.rev,
+            model_cpus=None,
+            server_cpus=None,
             wrapper=wrapper,
             start_timeout_s=600,
-        )
-        shadowlabctl.create_endpoints(
-            port,
-            production=ports["production"],
-            shadows={"fast": ports["fast"]},
-            captured=(None, "fast"),
-            capture_config=DATA_CAPTURE_CONFIG,
         )
         script = loadgen.write_script(Path(tmp))
         pid = proc.pid

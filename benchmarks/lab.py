@@ -13,12 +13,15 @@ to its twin without capture, so the ratio of the two is what capture costs.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nginxproxy
+import provenance
 import shadowlabctl
 from processes import Cores, Supervisor, free_port
 
@@ -185,3 +188,47 @@ def start_lab(
         cpus=cores.server,
     )
     return Lab(cores, ports, pids, sl_port, sl_proc.pid, ng_port, ng_proc.pid)
+
+
+# The capture scripts' endpoints (profile_capture.py, capture_instructions.py): no shadow and the
+# fast shadow, each without and with 100% capture; each pair's ratio is what issue 11 asks.
+CAPTURE_ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-capture")
+CAPTURE_PAIRS = (("bench-plain", "bench-plain-capture"), ("bench-fast", "bench-fast-capture"))
+
+
+def start_capture_lab(
+    supervisor: Supervisor,
+    work_dir: Path,
+    *,
+    rev: str | None,
+    model_cpus: str | None,
+    server_cpus: str | None,
+    wrapper: Sequence[str] = (),
+    start_timeout_s: float = 30.0,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The production and fast-shadow model servers and shadowlab (src/ of `rev` when given,
+    under `wrapper` when given) with CAPTURE_ENDPOINTS; shadowlab's process and port."""
+    env: dict[str, str] = {}
+    if rev:
+        commit, env = provenance.export_revision(rev, work_dir / "rev")
+        print(f"shadowlab {commit} (exported with --rev)", flush=True)
+    ports = {name: free_port() for name in ("production", "fast")}
+    for name, port in ports.items():
+        argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
+        supervisor.start(f"model-{name}", argv, cpus=model_cpus, port=port)
+    proc, port = shadowlabctl.start_shadowlab(
+        supervisor,
+        str(work_dir / "shadowlab"),
+        cpus=server_cpus,
+        env=env,
+        wrapper=wrapper,
+        start_timeout_s=start_timeout_s,
+    )
+    shadowlabctl.create_endpoints(
+        port,
+        production=ports["production"],
+        shadows={"fast": ports["fast"]},
+        captured=(None, "fast"),
+        capture_config=DATA_CAPTURE_CONFIG,
+    )
+    return proc, port

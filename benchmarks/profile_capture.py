@@ -39,20 +39,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import loadgen
-import provenance
-import shadowlabctl
-from lab import DATA_CAPTURE_CONFIG
-from processes import Cores, Supervisor, cpu_seconds, free_port
+from lab import CAPTURE_ENDPOINTS as ENDPOINTS
+from lab import CAPTURE_PAIRS as PAIRS
+from lab import start_capture_lab
+from processes import Cores, Supervisor, cpu_seconds
 
 HERE = Path(__file__).resolve().parent
-ENDPOINTS = ("bench-plain", "bench-plain-capture", "bench-fast", "bench-fast-capture")
 # Frames that are capture's work, wherever they run: the observer and writer, the encoder, and
 # on the request path the event id (uuid4) and the event and record dataclasses (their generated
 # `__init__` is the only `<string>` frame there).
 CAPTURE_MARKERS = ("shadowlab/capture/", "uuid.py", "dataplane/observer.py", "(<string>")
 ROLES = {"MainThread": "event loop (main thread)", "capture-spool": "capture spool thread"}
-# Each endpoint without capture and its twin with capture: their ratio is what issue 11 asks.
-PAIRS = (("bench-plain", "bench-plain-capture"), ("bench-fast", "bench-fast-capture"))
 NOISY = 0.05  # cores used by other processes on shadowlab's core above which a row is suspect
 
 
@@ -244,23 +241,12 @@ def run(args: argparse.Namespace) -> None:
         tempfile.TemporaryDirectory(prefix="shadowlab-profile-") as tmp,
         Supervisor(logs) as supervisor,
     ):
-        env: dict[str, str] = {}
-        if args.rev:
-            commit, env = provenance.export_revision(args.rev, Path(tmp) / "rev")
-            print(f"shadowlab {commit} (exported with --rev)", flush=True)
-        ports = {name: free_port() for name in ("production", "fast")}
-        for name, port in ports.items():
-            argv = [sys.executable, str(HERE / "modelserver.py"), "--port", str(port)]
-            supervisor.start(f"model-{name}", argv, cpus=cores.load, port=port)
-        proc, port = shadowlabctl.start_shadowlab(
-            supervisor, str(Path(tmp) / "shadowlab"), cpus=cores.server, env=env
-        )
-        shadowlabctl.create_endpoints(
-            port,
-            production=ports["production"],
-            shadows={"fast": ports["fast"]},
-            captured=(None, "fast"),
-            capture_config=DATA_CAPTURE_CONFIG,
+        proc, port = start_capture_lab(
+            supervisor,
+            Path(tmp),
+            rev=args.rev,
+            model_cpus=cores.load,
+            server_cpus=cores.server,
         )
         script = loadgen.write_script(Path(tmp), pace_ms=args.pace_ms)
         setup = Setup(cores, proc.pid, port, script, out_dir)

@@ -1,4 +1,5 @@
-"""The batch encoder against the one-record-at-a-time encoding it replaced, byte for byte.
+"""Both batch encoders (native and Python) against the one-record-at-a-time encoding they
+replaced, byte for byte.
 
 ``previous_line`` is ``RecordEncoder.encode`` as it was before records were encoded a batch at a
 time (issue 11's throughput work), kept here as the reference. Header values then arrived
@@ -10,14 +11,16 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import time
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shadowlab.capture.config import CaptureConfig, media_type
-from shadowlab.capture.record import RecordEncoder
+from shadowlab.capture.record import NATIVE, RecordEncoder
 from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
 from tests.capture.support import expected_encoding
 
@@ -159,12 +162,32 @@ def _records(draw: Any) -> list[InvocationRecord]:
     return draw(st.permutations(records))
 
 
+_IMPLEMENTATIONS = [
+    pytest.param(
+        True,
+        id="native",
+        marks=pytest.mark.skipif(not NATIVE, reason="capture/_lines.c is not built (no compiler)"),
+    ),
+    pytest.param(False, id="python"),
+]
+
+
+def test_the_native_encoder_is_built_in_ci() -> None:
+    """CI must test the encoder production runs: a build that silently fell back fails here."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only CI insists (a machine without a C compiler runs the Python encoder)")
+    assert NATIVE, "capture/_lines.c did not build: see `make setup`'s output"
+    assert RecordEncoder(CaptureConfig(destination="s3://b/p")).native
+
+
+@pytest.mark.parametrize("native", _IMPLEMENTATIONS)
 @settings(max_examples=150, deadline=None)
 @given(config=_CONFIGS, batches=st.lists(_records(), min_size=1, max_size=3))
 def test_batches_equal_the_previous_encoding_byte_for_byte(
-    config: CaptureConfig, batches: list[list[InvocationRecord]]
+    native: bool, config: CaptureConfig, batches: list[list[InvocationRecord]]
 ) -> None:
-    encoder = RecordEncoder(config)  # one encoder across batches: its caches carry over
+    # One encoder across batches: its caches carry over.
+    encoder = RecordEncoder(config, native=native)
     for records in batches:
         batch = encoder.encode_batch(records)
         kept = [r for r in records if r.outcome != "shed"]

@@ -7,8 +7,7 @@ response bodies, so the seam costs nothing when unused.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 # answered: the model sent an HTTP answer (`status`, maybe non-2xx). failed: no answer (refused,
 # dropped connection, unparseable, no live instance). timeout: no answer in time. shed: a shadow
@@ -17,13 +16,13 @@ from typing import Literal, Protocol
 Outcome = Literal["answered", "failed", "timeout", "shed"]
 
 
-# Built for every captured request on the event loop, so both are cheap to make: not frozen (a
-# frozen dataclass sets every field through object.__setattr__, which doubled the cost), built
-# with positional arguments (keywords cost ~0.8 us more per call here, measured), and header
-# values are kept as the bytes that came off the wire: capture decodes them on its own thread,
-# once per distinct value (docs/benchmarks.md, "capture"). Treat both as read-only.
-@dataclass(slots=True)
-class InvocationEvent:
+# Built for every captured request on the event loop, so both are cheap to make: named tuples
+# (a tuple built in C; a slots dataclass's __init__ cost four times as much here, measured), built
+# with positional arguments, and header values are kept as the bytes that came off the wire:
+# capture decodes them on its own thread, once per distinct value. Capture's native encoder
+# reads them by position (``capture/_lines.c``), so the field order is part of the contract:
+# add fields at the end (docs/benchmarks.md, "capture").
+class InvocationEvent(NamedTuple):
     """What production and its shadow copies share: one request as the client sent it."""
 
     endpoint: str
@@ -37,8 +36,7 @@ class InvocationEvent:
     capture: tuple[object, ...] = ()
 
 
-@dataclass(slots=True)
-class InvocationRecord:
+class InvocationRecord(NamedTuple):
     event: InvocationEvent
     role: Literal["production", "shadow"]
     variant: str

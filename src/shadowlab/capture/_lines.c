@@ -1,0 +1,503 @@
+/* Capture's native line encoder: a window's records as SageMaker data-capture JSON Lines, in
+ * one pass and one buffer.
+ *
+ * This is `RecordEncoder.encode_batch` (capture/record.py) in C, and nothing more: the Python
+ * encoder there is the specification and the fallback when this module is not built, and
+ * tests/capture/test_capture_encoding.py holds the two equal byte for byte (Hypothesis). Why it
+ * exists: in Python, encoding was the largest part of capture's cost, ~15k CPU instructions per
+ * record of CPython's string and dict work; here it is a few hundred (docs/benchmarks.md,
+ * "capture"). Everything that decides *what* is written (content-type rules, the cache bounds,
+ * the window a record goes to) stays in Python; this file only lays out bytes.
+ *
+ * encode_lines(records, capture_input, capture_output, types, resolve)
+ *     records         list of InvocationRecord (named tuples, read by position; see
+ *                     dataplane/observer.py for the field order)
+ *     types           dict: content type as sent (bytes or None) -> its framing, pre-built
+ *                     in Python (see put_payload)
+ *     resolve         called with a content type missing from `types`; returns its entry
+ *                     (and stores it there)
+ *  -> (data, records, failed, timeout, model_errors, shed, first, last)
+ *
+ * JSON strings are escaped as json.encoder.encode_basestring_ascii does (ensure_ascii): the
+ * short escapes \" \\ \b \f \n \r \t, every other character outside ' '..'~' as \u00xx with
+ * lowercase hex, astral characters as a surrogate pair.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#include <time.h>
+
+/* Field positions: dataplane/observer.py's InvocationEvent and InvocationRecord. */
+enum { EV_ID = 1, EV_INFERENCE_ID = 2, EV_TIME = 3, EV_BODY = 4, EV_TYPE = 5, EV_FIELDS = 8 };
+enum {
+    REC_EVENT = 0, REC_STATUS = 3, REC_BODY = 4, REC_TYPE = 5, REC_ERROR = 6, REC_OUTCOME = 8,
+    REC_FIELDS = 9
+};
+
+/* The lines, written straight into the bytes object returned (resized as it fills). */
+typedef struct {
+    PyObject *bytes;
+    char *data; /* PyBytes_AS_STRING(bytes) */
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buffer;
+
+static int
+reserve(Buffer *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    if (b->bytes == NULL)
+        b->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    else if (_PyBytes_Resize(&b->bytes, cap) < 0)
+        b->bytes = NULL; /* _PyBytes_Resize freed it */
+    if (b->bytes == NULL)
+        return -1;
+    b->data = PyBytes_AS_STRING(b->bytes);
+    b->cap = cap;
+    return 0;
+}
+
+/* Callers reserve first: these only copy. */
+static inline void
+put(Buffer *b, const char *s, Py_ssize_t n)
+{
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+}
+
+#define PUT_LITERAL(b, s) put((b), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+static int
+append(Buffer *b, const char *s, Py_ssize_t n)
+{
+    if (reserve(b, n) < 0)
+        return -1;
+    put(b, s, n);
+    return 0;
+}
+
+#define APPEND_LITERAL(b, s) append((b), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+static const char HEX[] = "0123456789abcdef";
+
+/* One code point, escaped; room for 12 bytes reserved by the caller. */
+static inline void
+put_escaped(Buffer *b, Py_UCS4 c)
+{
+    char *out = b->data + b->len;
+    if (c >= ' ' && c <= '~' && c != '\\' && c != '"') {
+        *out = (char)c;
+        b->len += 1;
+        return;
+    }
+    out[0] = '\\';
+    switch (c) {
+    case '\\': out[1] = '\\'; b->len += 2; return;
+    case '"': out[1] = '"'; b->len += 2; return;
+    case '\b': out[1] = 'b'; b->len += 2; return;
+    case '\f': out[1] = 'f'; b->len += 2; return;
+    case '\n': out[1] = 'n'; b->len += 2; return;
+    case '\r': out[1] = 'r'; b->len += 2; return;
+    case '\t': out[1] = 't'; b->len += 2; return;
+    }
+    if (c >= 0x10000) { /* a surrogate pair */
+        Py_UCS4 v = c - 0x10000;
+        Py_UCS4 high = 0xd800 | ((v >> 10) & 0x3ff);
+        out[1] = 'u';
+        out[2] = HEX[(high >> 12) & 0xf];
+        out[3] = HEX[(high >> 8) & 0xf];
+        out[4] = HEX[(high >> 4) & 0xf];
+        out[5] = HEX[high & 0xf];
+        out += 6;
+        b->len += 6;
+        c = 0xdc00 | (v & 0x3ff);
+        out[0] = '\\';
+    }
+    out[1] = 'u';
+    out[2] = HEX[(c >> 12) & 0xf];
+    out[3] = HEX[(c >> 8) & 0xf];
+    out[4] = HEX[(c >> 4) & 0xf];
+    out[5] = HEX[c & 0xf];
+    b->len += 6;
+}
+
+/* A str as a JSON string literal, quotes included. */
+static int put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n);
+
+static int
+put_str(Buffer *b, PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_IS_ASCII(text))
+        return put_ascii(b, PyUnicode_1BYTE_DATA(text), n);
+    if (reserve(b, 2 + 12 * n) < 0)
+        return -1;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    b->data[b->len++] = '"';
+    for (Py_ssize_t i = 0; i < n; i++)
+        put_escaped(b, PyUnicode_READ(kind, data, i));
+    b->data[b->len++] = '"';
+    return 0;
+}
+
+/* Bytes read as latin-1 (a header value), as a JSON string literal. */
+static int
+put_latin1(Buffer *b, const unsigned char *s, Py_ssize_t n)
+{
+    if (reserve(b, 2 + 6 * n) < 0)
+        return -1;
+    b->data[b->len++] = '"';
+    for (Py_ssize_t i = 0; i < n; i++)
+        put_escaped(b, s[i]);
+    b->data[b->len++] = '"';
+    return 0;
+}
+
+static int
+put_base64(Buffer *b, const unsigned char *s, Py_ssize_t n)
+{
+    static const char ALPHABET[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (reserve(b, 2 + (n + 2) / 3 * 4) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned int v = ((unsigned int)s[i] << 16) | ((unsigned int)s[i + 1] << 8) | s[i + 2];
+        *out++ = ALPHABET[(v >> 18) & 63];
+        *out++ = ALPHABET[(v >> 12) & 63];
+        *out++ = ALPHABET[(v >> 6) & 63];
+        *out++ = ALPHABET[v & 63];
+    }
+    if (i < n) {
+        unsigned int v = (unsigned int)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned int)s[i + 1] << 8;
+        *out++ = ALPHABET[(v >> 18) & 63];
+        *out++ = ALPHABET[(v >> 12) & 63];
+        *out++ = i + 1 < n ? ALPHABET[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 0;
+}
+
+/* Bytes below 0x80 that JSON carries as they are (ASCII ' '..'~' but '"' and '\\'). */
+static unsigned char PLAIN[128];
+
+static void
+init_plain(void)
+{
+    for (int c = ' '; c <= '~'; c++)
+        PLAIN[c] = c != '"' && c != '\\';
+}
+
+/* ASCII bytes as a JSON string literal: runs of plain bytes copied whole, the rest escaped. */
+static int
+put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
+{
+    if (reserve(b, 2 + 6 * n) < 0)
+        return -1;
+    b->data[b->len++] = '"';
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_ssize_t run = i;
+        while (run < n && PLAIN[s[run]])
+            run++;
+        put(b, (const char *)s + i, run - i);
+        if (run < n)
+            put_escaped(b, s[run++]);
+        i = run;
+    }
+    b->data[b->len++] = '"';
+    return 0;
+}
+
+/* A payload object: the type's pre-built prefix ({"observedContentType":...,"data":), the data,
+ * then the suffix (,"encoding":"..."}). A type entry is (text, input_prefix, output_prefix,
+ * suffix, base64_suffix): capture/record.py's _Type.entry. */
+enum { TYPE_TEXT, TYPE_INPUT_PREFIX, TYPE_OUTPUT_PREFIX, TYPE_SUFFIX, TYPE_BASE64_SUFFIX, TYPE_FIELDS };
+
+static int
+append_ascii(Buffer *b, PyObject *ascii)
+{
+    return append(b, (const char *)PyUnicode_1BYTE_DATA(ascii), PyUnicode_GET_LENGTH(ascii));
+}
+
+/* The data as text when the type says so and it is UTF-8, else BASE64; then its suffix. */
+static int
+put_payload(Buffer *b, PyObject *entry, int prefix_field, PyObject *body)
+{
+    if (append_ascii(b, PyTuple_GET_ITEM(entry, prefix_field)) < 0)
+        return -1;
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(body);
+    Py_ssize_t n = PyBytes_GET_SIZE(body);
+    if (PyTuple_GET_ITEM(entry, TYPE_TEXT) == Py_True) {
+        Py_ssize_t i = 0;
+        while (i < n && s[i] < 0x80)
+            i++;
+        int failed;
+        if (i == n) { /* ASCII, the common case: escaped straight from the bytes */
+            failed = put_ascii(b, s, n);
+        }
+        else { /* Python's own strict decoder decides what is UTF-8, as in record.py */
+            PyObject *text = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+            if (text == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                    return -1;
+                PyErr_Clear(); /* not UTF-8: cannot be carried as text */
+                goto base64;
+            }
+            failed = put_str(b, text);
+            Py_DECREF(text);
+        }
+        return failed ? -1 : append_ascii(b, PyTuple_GET_ITEM(entry, TYPE_SUFFIX));
+    }
+base64:
+    if (put_base64(b, s, n) < 0)
+        return -1;
+    return append_ascii(b, PyTuple_GET_ITEM(entry, TYPE_BASE64_SUFFIX));
+}
+
+/* The `types` entry of a content type, resolving a new one. Borrowed (kept alive by `types`). */
+static PyObject *
+type_entry(PyObject *types, PyObject *resolve, PyObject *content_type)
+{
+    PyObject *entry = PyDict_GetItemWithError(types, content_type);
+    if (entry == NULL && !PyErr_Occurred()) {
+        PyObject *made = PyObject_CallOneArg(resolve, content_type);
+        if (made == NULL)
+            return NULL;
+        Py_DECREF(made); /* `resolve` stored it in `types`; read it from there */
+        entry = PyDict_GetItemWithError(types, content_type);
+        if (entry == NULL && !PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "resolve() did not store the content type");
+    }
+    if (entry == NULL)
+        return NULL;
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != TYPE_FIELDS)
+        goto malformed;
+    for (int field = TYPE_INPUT_PREFIX; field < TYPE_FIELDS; field++) {
+        PyObject *part = PyTuple_GET_ITEM(entry, field);
+        if (!PyUnicode_Check(part) || !PyUnicode_IS_ASCII(part))
+            goto malformed;
+    }
+    return entry;
+malformed:
+    PyErr_SetString(PyExc_TypeError, "a content type's entry is (text, input_prefix, "
+                                     "output_prefix, suffix, base64_suffix), in ASCII");
+    return NULL;
+}
+
+/* 2022-02-14T17:25:49Z, remembered for the last second asked (records arrive in bursts). */
+static long long last_second = -1;
+static char last_iso[32];
+
+static int
+put_inference_time(Buffer *b, long long second)
+{
+    if (second != last_second) {
+        time_t t = (time_t)second;
+        struct tm tm;
+        if (gmtime_r(&t, &tm) == NULL) {
+            PyErr_SetString(PyExc_OverflowError, "inference time out of range");
+            return -1;
+        }
+        /* The C library's strftime, as Python's time.strftime uses. */
+        if (strftime(last_iso, sizeof(last_iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+            PyErr_SetString(PyExc_OverflowError, "inference time out of range");
+            return -1;
+        }
+        last_second = second;
+    }
+    return append(b, last_iso, (Py_ssize_t)strlen(last_iso));
+}
+
+typedef struct {
+    Py_ssize_t records, failed, timeout, model_errors, shed;
+    long long first, last;
+} Counts;
+
+static int
+is_bytes_or_none(PyObject *o)
+{
+    return o == Py_None || PyBytes_Check(o);
+}
+
+/* One record's line, or nothing for a shed copy. */
+static int
+encode_one(Buffer *b, PyObject *record, int capture_input, int capture_output, PyObject *types,
+           PyObject *resolve, Counts *counts)
+{
+    if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) < REC_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "capture records are InvocationRecord tuples");
+        return -1;
+    }
+    PyObject *event = PyTuple_GET_ITEM(record, REC_EVENT);
+    PyObject *outcome = PyTuple_GET_ITEM(record, REC_OUTCOME);
+    PyObject *status_obj = PyTuple_GET_ITEM(record, REC_STATUS);
+    PyObject *response = PyTuple_GET_ITEM(record, REC_BODY);
+    PyObject *response_type = PyTuple_GET_ITEM(record, REC_TYPE);
+    PyObject *error = PyTuple_GET_ITEM(record, REC_ERROR);
+    if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) < EV_FIELDS ||
+        !PyUnicode_Check(outcome) || !PyLong_Check(status_obj) || !PyBytes_Check(response) ||
+        !is_bytes_or_none(response_type) || !(error == Py_None || PyUnicode_Check(error))) {
+        PyErr_SetString(PyExc_TypeError, "a capture record's fields have unexpected types");
+        return -1;
+    }
+    PyObject *event_id = PyTuple_GET_ITEM(event, EV_ID);
+    PyObject *inference_id = PyTuple_GET_ITEM(event, EV_INFERENCE_ID);
+    PyObject *time_obj = PyTuple_GET_ITEM(event, EV_TIME);
+    PyObject *request = PyTuple_GET_ITEM(event, EV_BODY);
+    PyObject *request_type = PyTuple_GET_ITEM(event, EV_TYPE);
+    if (!PyUnicode_Check(event_id) || !is_bytes_or_none(inference_id) ||
+        !PyBytes_Check(request) || !is_bytes_or_none(request_type)) {
+        PyErr_SetString(PyExc_TypeError, "a capture event's fields have unexpected types");
+        return -1;
+    }
+    long long status = PyLong_AsLongLong(status_obj);
+    if (status == -1 && PyErr_Occurred())
+        return -1;
+    double when = PyFloat_AsDouble(time_obj);
+    if (when == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(when > -9.2e18 && when < 9.2e18)) {
+        PyErr_SetString(PyExc_OverflowError, "inference time out of range");
+        return -1;
+    }
+
+    const char *outcome_name = PyUnicode_AsUTF8(outcome);
+    if (outcome_name == NULL)
+        return -1;
+    int answered = strcmp(outcome_name, "answered") == 0;
+    int usual = answered && status >= 200 && status < 300;
+    if (!usual) {
+        if (strcmp(outcome_name, "shed") == 0) {
+            counts->shed++;
+            return 0;
+        }
+        if (answered)
+            counts->model_errors++;
+        else if (strcmp(outcome_name, "timeout") == 0)
+            counts->timeout++;
+        else if (strcmp(outcome_name, "failed") == 0)
+            counts->failed++;
+        else {
+            PyErr_Format(PyExc_ValueError, "no capture record for outcome %R", outcome);
+            return -1;
+        }
+    }
+
+    if (APPEND_LITERAL(b, "{\"captureData\":{") < 0)
+        return -1;
+    if (capture_input) {
+        PyObject *entry = type_entry(types, resolve, request_type);
+        if (entry == NULL || APPEND_LITERAL(b, "\"endpointInput\":") < 0 ||
+            put_payload(b, entry, TYPE_INPUT_PREFIX, request) < 0)
+            return -1;
+    }
+    if (capture_output && answered) { /* a record without an answer has no endpointOutput */
+        PyObject *entry = type_entry(types, resolve, response_type);
+        /* The prefix carries the separator: ,"endpointOutput":{... after an input. */
+        if (entry == NULL || put_payload(b, entry, TYPE_OUTPUT_PREFIX, response) < 0)
+            return -1;
+    }
+    if (APPEND_LITERAL(b, "},\"eventMetadata\":{\"eventId\":") < 0 || put_str(b, event_id) < 0)
+        return -1;
+    if (inference_id != Py_None && PyBytes_GET_SIZE(inference_id) > 0 && /* b"": none sent */
+        (APPEND_LITERAL(b, ",\"inferenceId\":") < 0 ||
+         put_latin1(b, (const unsigned char *)PyBytes_AS_STRING(inference_id),
+                    PyBytes_GET_SIZE(inference_id)) < 0))
+        return -1;
+    long long second = (long long)when; /* toward zero, as int() */
+    if (APPEND_LITERAL(b, ",\"inferenceTime\":\"") < 0 || put_inference_time(b, second) < 0 ||
+        APPEND_LITERAL(b, "\"},\"eventVersion\":\"0\"") < 0)
+        return -1;
+    if (!usual) { /* shadowlab's extension: why there is no 2xx answer */
+        char status_text[32];
+        int status_len = snprintf(status_text, sizeof(status_text), "%lld", status);
+        if (APPEND_LITERAL(b, ",\"shadowlab\":{\"outcome\":\"") < 0 ||
+            append(b, outcome_name, (Py_ssize_t)strlen(outcome_name)) < 0 ||
+            APPEND_LITERAL(b, "\",\"status\":") < 0 || append(b, status_text, status_len) < 0 ||
+            APPEND_LITERAL(b, ",\"error\":") < 0)
+            return -1;
+        if (error == Py_None ? APPEND_LITERAL(b, "null") < 0 : put_str(b, error) < 0)
+            return -1;
+        if (APPEND_LITERAL(b, "}") < 0)
+            return -1;
+    }
+    if (APPEND_LITERAL(b, "}\n") < 0)
+        return -1;
+    counts->records++;
+    if (second < counts->first)
+        counts->first = second;
+    if (second > counts->last)
+        counts->last = second;
+    return 0;
+}
+
+static PyObject *
+encode_lines(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *records, *types, *resolve;
+    int capture_input, capture_output;
+    if (!PyArg_ParseTuple(args, "O!ppO!O:encode_lines", &PyList_Type, &records, &capture_input,
+                          &capture_output, &PyDict_Type, &types, &resolve))
+        return NULL;
+    Buffer b = {NULL, NULL, 0, 0};
+    Counts counts = {0, 0, 0, 0, 0, 1LL << 62, -1};
+    /* A list that a callback (resolve) could change: hold each record while it is encoded. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        Py_INCREF(record);
+        int failed = encode_one(&b, record, capture_input, capture_output, types, resolve, &counts);
+        Py_DECREF(record);
+        if (failed) {
+            Py_XDECREF(b.bytes);
+            return NULL;
+        }
+    }
+    if (b.bytes == NULL)
+        b.bytes = PyBytes_FromStringAndSize(NULL, 0);
+    else if (_PyBytes_Resize(&b.bytes, b.len) < 0)
+        b.bytes = NULL;
+    if (b.bytes == NULL)
+        return NULL;
+    return Py_BuildValue("(NnnnnnLL)", b.bytes, counts.records, counts.failed, counts.timeout,
+                         counts.model_errors, counts.shed, counts.first, counts.last);
+}
+
+static PyMethodDef methods[] = {
+    {"encode_lines", encode_lines, METH_VARARGS,
+     "encode_lines(records, capture_input, capture_output, types, resolve) -> (data, records, "
+     "failed, timeout, model_errors, shed, first, last)\n\nSee capture/record.py."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "shadowlab.capture._lines",
+    .m_doc = "Capture's native line encoder (see capture/record.py).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__lines(void)
+{
+    init_plain();
+    return PyModule_Create(&module);
+}

@@ -11,7 +11,9 @@ import io
 import os
 import platform
 import subprocess
+import sysconfig
 import tarfile
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,13 +33,32 @@ def export_revision(rev: str, dest: Path) -> tuple[str, dict[str, str]]:
     if not commit or " " in commit:
         raise SystemExit(f"--rev {rev!r}: not a commit of {ROOT}")
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src"],
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src", "pyproject.toml"],
         capture_output=True,
         check=True,
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
+    _build_extensions(dest)
     return commit, {"PYTHONPATH": str(dest / "src")}
+
+
+def _build_extensions(tree: Path) -> None:
+    """Compile the exported tree's C extensions in place, as `make setup` does for the working
+    tree: a revision is measured as it would be installed (capture's native encoder)."""
+    config = tomllib.loads((tree / "pyproject.toml").read_text())
+    modules = config.get("tool", {}).get("setuptools", {}).get("ext-modules", [])
+    if not modules:
+        return
+    include = sysconfig.get_paths()["include"]
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for module in modules:
+        target = tree / "src" / (module["name"].replace(".", "/") + suffix)
+        sources = [str(tree / source) for source in module["sources"]]
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O3", f"-I{include}", *sources, "-o", str(target)],
+            check=True,
+        )
 
 
 def _command(*argv: str) -> str:

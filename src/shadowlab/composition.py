@@ -15,7 +15,6 @@ from typing import Any
 from shadowlab.app import Application
 from shadowlab.auth import SigV4Verifier
 from shadowlab.capture import (
-    CaptureObserver,
     CaptureWriter,
     LocalObjectStore,
     ObjectStore,
@@ -146,7 +145,7 @@ def build_application(
             mirror=MirrorSettings(settings.mirror_max_in_flight, settings.mirror_timeout),
             account_id=settings.account_id,
             default_region=settings.default_region,
-            observer=CaptureObserver(capture),
+            observer=capture,
             metrics=aggregator,
             limits=ConnectionLimits(
                 head_timeout_s=settings.head_timeout,

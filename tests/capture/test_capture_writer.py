@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from shadowlab.capture.config import CaptureConfig
-from shadowlab.capture.observer import CaptureObserver
 from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import LocalObjectStore, ObjectStore, S3ObjectStore
 from shadowlab.capture.writer import CaptureWriter
@@ -140,7 +139,7 @@ def test_graceful_stop_mid_load_loses_nothing(s3: Any, bucket: str, tmp_path: Pa
     config = CaptureConfig(destination=f"s3://{bucket}/graceful")
     writer = CaptureWriter(store, tmp_path / "spool", FAST)
     writer.start()
-    observer = CaptureObserver(writer)
+    observer = writer  # the data plane's InvocationObserver
     submitted = 0
 
     async def load() -> dict[str, int]:
@@ -197,6 +196,40 @@ def test_bounded_queue_counts_drops(tmp_path: Path) -> None:
     assert by_bytes.stats()["records_captured"] == 3
     assert by_bytes.stats()["dropped_queue_full"] == 7
     assert by_bytes.stop()
+
+
+def test_observe_counts_as_submit_per_config(tmp_path: Path) -> None:
+    """``observe`` (the data plane's entry) inlines submit's common case, one config at 100%;
+    every other route (two configs, sampling, shed copies, a full queue, stopped) must count
+    exactly as one ``submit`` per config does."""
+    all_a = CaptureConfig(destination="s3://b/a")
+    all_b = CaptureConfig(destination="s3://b/b")
+    half = CaptureConfig(destination="s3://b/half", sampling_percentage=50)
+    options = WriterOptions(max_queue_records=300, poll_interval=30.0)  # nothing drains
+    observed = CaptureWriter(LocalObjectStore(tmp_path / "s1"), tmp_path / "spool1", options)
+    submitted = CaptureWriter(LocalObjectStore(tmp_path / "s2"), tmp_path / "spool2", options)
+    for writer in (observed, submitted):
+        writer.start()
+    time.sleep(0.1)  # past the spool thread's first drain
+    routes: list[tuple[CaptureConfig, ...]] = [(all_a,), (all_a, all_b), (half,), (half, all_b)]
+    for i in range(400):  # more than the queue holds: the last ones are dropped
+        ev = event(capture=routes[i % len(routes)])
+        records = [record(ev), record(ev, role="shadow", variant="s", outcome="shed")]
+        for rec in records:
+            observed.observe(rec)
+            for config in ev.capture:
+                assert isinstance(config, CaptureConfig)
+                submitted.submit(rec, config)
+    after = record(event(capture=(all_a,)))
+    stats = observed.stats()
+    assert stats == submitted.stats()
+    assert stats["records_captured"] > 0 and stats["shed_counted"] > 0
+    assert stats["dropped_queue_full"] > 0 and stats["queued_records"] == 300
+    for writer in (observed, submitted):
+        assert writer.stop()
+        writer.observe(after)  # stopped: refused and counted
+    assert observed.stats() == submitted.stats()
+    assert observed.stats()["dropped_stopped"] == 1
 
 
 def test_sampling_and_disabled_configs(tmp_path: Path) -> None:

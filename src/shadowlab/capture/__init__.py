@@ -1,13 +1,12 @@
 """Data capture: production and shadow traffic in SageMaker's data-capture format.
 
-``CaptureConfig`` (what an endpoint asks for) -> ``CaptureWriter.submit`` (on the event loop,
+``CaptureConfig`` (what an endpoint asks for) -> ``CaptureWriter.observe`` (on the event loop,
 O(1)) -> JSON Lines records (``record``) in spool files -> an ``ObjectStore`` (local directory or
 S3) under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``; ``reader`` lists and pairs them.
 Nothing here imports the data plane beyond its observer types.
 """
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError
-from shadowlab.capture.observer import CaptureObserver
 from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.reader import CapturedFile, VariantCapture, pairs, records, summarize
 from shadowlab.capture.record import RecordEncoder, encode_record
@@ -17,7 +16,6 @@ from shadowlab.capture.writer import CaptureWriter
 __all__ = [
     "CaptureConfig",
     "CaptureConfigError",
-    "CaptureObserver",
     "CaptureWriter",
     "CapturedFile",
     "LocalObjectStore",

@@ -272,6 +272,46 @@ base64:
     return append_ascii(b, PyTuple_GET_ITEM(entry, TYPE_BASE64_SUFFIX));
 }
 
+/* The last content type seen in one role (input or output) and its entry, held for one call:
+ * each request brings its header value as a new bytes object whose hash is not computed yet,
+ * and the value nearly always repeats the last one, so a compare saves hashing and a lookup. */
+typedef struct {
+    PyObject *key;
+    PyObject *entry;
+} LastType;
+
+static void
+forget(LastType *last)
+{
+    Py_CLEAR(last->key);
+    Py_CLEAR(last->entry);
+}
+
+static PyObject *type_entry(PyObject *types, PyObject *resolve, PyObject *content_type);
+
+/* type_entry, through the role's last one. Borrowed (kept alive by `last`). */
+static PyObject *
+cached_type_entry(LastType *last, PyObject *types, PyObject *resolve, PyObject *content_type)
+{
+    PyObject *key = last->key;
+    if (key != NULL &&
+        (key == content_type ||
+         (content_type != Py_None && key != Py_None &&
+          PyBytes_GET_SIZE(key) == PyBytes_GET_SIZE(content_type) &&
+          memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(content_type),
+                 (size_t)PyBytes_GET_SIZE(key)) == 0)))
+        return last->entry;
+    PyObject *entry = type_entry(types, resolve, content_type);
+    if (entry == NULL)
+        return NULL;
+    Py_INCREF(content_type);
+    Py_INCREF(entry);
+    forget(last);
+    last->key = content_type;
+    last->entry = entry;
+    return entry;
+}
+
 /* The `types` entry of a content type, resolving a new one. Borrowed (kept alive by `types`). */
 static PyObject *
 type_entry(PyObject *types, PyObject *resolve, PyObject *content_type)
@@ -338,10 +378,16 @@ is_bytes_or_none(PyObject *o)
 }
 
 /* One record's line, or nothing for a shed copy. */
+typedef struct {
+    int capture_input, capture_output;
+    PyObject *types, *resolve;
+    LastType input, output;
+} Encoder;
+
 static int
-encode_one(Buffer *b, PyObject *record, int capture_input, int capture_output, PyObject *types,
-           PyObject *resolve, Counts *counts)
+encode_one(Buffer *b, PyObject *record, Encoder *encoder, Counts *counts)
 {
+    int capture_input = encoder->capture_input, capture_output = encoder->capture_output;
     if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) < REC_FIELDS) {
         PyErr_SetString(PyExc_TypeError, "capture records are InvocationRecord tuples");
         return -1;
@@ -404,13 +450,15 @@ encode_one(Buffer *b, PyObject *record, int capture_input, int capture_output, P
     if (APPEND_LITERAL(b, "{\"captureData\":{") < 0)
         return -1;
     if (capture_input) {
-        PyObject *entry = type_entry(types, resolve, request_type);
+        PyObject *entry =
+            cached_type_entry(&encoder->input, encoder->types, encoder->resolve, request_type);
         if (entry == NULL || APPEND_LITERAL(b, "\"endpointInput\":") < 0 ||
             put_payload(b, entry, TYPE_INPUT_PREFIX, request) < 0)
             return -1;
     }
     if (capture_output && answered) { /* a record without an answer has no endpointOutput */
-        PyObject *entry = type_entry(types, resolve, response_type);
+        PyObject *entry =
+            cached_type_entry(&encoder->output, encoder->types, encoder->resolve, response_type);
         /* The prefix carries the separator: ,"endpointOutput":{... after an input. */
         if (entry == NULL || put_payload(b, entry, TYPE_OUTPUT_PREFIX, response) < 0)
             return -1;
@@ -452,10 +500,11 @@ encode_one(Buffer *b, PyObject *record, int capture_input, int capture_output, P
 static PyObject *
 encode_lines(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *records, *types, *resolve;
-    int capture_input, capture_output;
-    if (!PyArg_ParseTuple(args, "O!ppO!O:encode_lines", &PyList_Type, &records, &capture_input,
-                          &capture_output, &PyDict_Type, &types, &resolve))
+    PyObject *records;
+    Encoder encoder = {0};
+    if (!PyArg_ParseTuple(args, "O!ppO!O:encode_lines", &PyList_Type, &records,
+                          &encoder.capture_input, &encoder.capture_output, &PyDict_Type,
+                          &encoder.types, &encoder.resolve))
         return NULL;
     Buffer b = {NULL, NULL, 0, 0};
     Counts counts = {0, 0, 0, 0, 0, 1LL << 62, -1};
@@ -463,13 +512,17 @@ encode_lines(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
         Py_INCREF(record);
-        int failed = encode_one(&b, record, capture_input, capture_output, types, resolve, &counts);
+        int failed = encode_one(&b, record, &encoder, &counts);
         Py_DECREF(record);
         if (failed) {
+            forget(&encoder.input);
+            forget(&encoder.output);
             Py_XDECREF(b.bytes);
             return NULL;
         }
     }
+    forget(&encoder.input);
+    forget(&encoder.output);
     if (b.bytes == NULL)
         b.bytes = PyBytes_FromStringAndSize(NULL, 0);
     else if (_PyBytes_Resize(&b.bytes, b.len) < 0)

@@ -90,6 +90,41 @@ class CaptureWriter:
 
     # -- the request path (event loop) ---------------------------------------------------------
 
+    def observe(self, record: InvocationRecord) -> None:
+        """The data plane's ``InvocationObserver``: `record` is submitted once per capture
+        configuration its route carried (``InvocationEvent.capture``: the endpoint config's and
+        a running experiment's may both apply, to different destinations).
+
+        The common case, one configuration capturing everything, is ``submit`` inline: this
+        runs for every production answer and every shadow copy on the event loop, and two
+        Python calls and a loop were a tenth of capture's cost (docs/benchmarks.md, capture).
+        Anything else (sampling, several configurations, a full queue, a shed copy, stopped)
+        goes through ``submit``, which decides and counts.
+        """
+        configs = record.event.capture
+        if len(configs) == 1:
+            config = configs[0]
+            if (
+                isinstance(config, CaptureConfig)
+                and config.captures_all
+                and self._accepting
+                and record.outcome != "shed"
+            ):
+                size = len(record.event.request_body) + len(record.response_body)
+                queued_in = self._queued_in + size
+                queue = self._queue
+                if (
+                    len(queue) < self._max_records
+                    and queued_in - self._queued_out <= self._max_bytes
+                ):
+                    self._queued_in = queued_in
+                    queue.append((record, config, size))
+                    self.records_captured += 1
+                    return
+        for config in configs:
+            if isinstance(config, CaptureConfig):
+                self.submit(record, config)
+
     def submit(self, record: InvocationRecord, config: CaptureConfig) -> None:
         """Queue one record for capture; O(1), never blocks, never raises for a full queue.
 

@@ -39,6 +39,7 @@ from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, S
 MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
 _QUOTED_LIMIT = 1024  # how much of the model's error text goes into Message
 _ORIGINAL_LIMIT = 64 * 1024  # ... and into OriginalMessage
+_tuple_new = tuple.__new__  # builds InvocationEvent/InvocationRecord without their Python __new__
 
 
 class _Call(Exchange):
@@ -150,16 +151,19 @@ class Invoker:
 
         event = None
         if route.capture and self.observer is not None:
-            # Positional, in the fields' order: this runs for every captured request.
-            event = InvocationEvent(
-                name,
-                new_event_id(),
-                inference_id,
-                time.time(),
-                body,
-                content_type,
-                accept,
-                route.capture,
+            # Every field, in order (see observer.py: this runs for every captured request).
+            event = _tuple_new(
+                InvocationEvent,
+                (
+                    name,
+                    new_event_id(),
+                    inference_id,
+                    time.time(),
+                    body,
+                    content_type,
+                    accept,
+                    route.capture,
+                ),
             )
         pool = self.client.pick(variant.instances)
         call = _Call(
@@ -273,19 +277,23 @@ class Invoker:
             stats.model_latencies.append(model_s)
             stats.overhead_latencies.append(time.perf_counter() - call.arrived - model_s)
         if call.event is not None and self.observer is not None:
-            # Positional, in the fields' order: this runs for every captured request.
             if failure is None:
-                record = InvocationRecord(
-                    call.event,
-                    "production",
-                    call.variant,
-                    status,
-                    exchange.response_body,
-                    exchange.content_type,
-                    None,
-                    model_s,
+                # Every field, in order (see observer.py: this runs for every captured request).
+                record = _tuple_new(
+                    InvocationRecord,
+                    (
+                        call.event,
+                        "production",
+                        call.variant,
+                        status,
+                        exchange.response_body,
+                        exchange.content_type,
+                        None,
+                        model_s,
+                        "answered",
+                    ),
                 )
-            else:
+            else:  # rare: the class, with its checks
                 record = InvocationRecord(
                     call.event,
                     "production",

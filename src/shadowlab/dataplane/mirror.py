@@ -29,6 +29,8 @@ from shadowlab.dataplane.routing import ShadowRoute
 from shadowlab.dataplane.stats import ShadowStats, by_endpoint_variant
 from shadowlab.dataplane.upstream import Exchange, Failure
 
+_tuple_new = tuple.__new__  # builds InvocationEvent/InvocationRecord without their Python __new__
+
 
 @dataclass(frozen=True)
 class MirrorSettings:
@@ -146,19 +148,22 @@ class Mirror:
         # Timeouts and refusals mean the shadow is past its capacity; errors say nothing of it.
         stats.limit.on_sample(elapsed, in_flight, outcome == "timeout" or outcome == "shed")
         if context.event is not None and self._observer is not None:
-            # Positional, in the fields' order: this runs for every captured copy.
+            # Every field, in order (see observer.py: this runs for every captured copy).
             answered = failure is None
             self._observer.observe(
-                InvocationRecord(
-                    context.event,
-                    "shadow",
-                    context.variant,
-                    exchange.status if answered else 0,
-                    exchange.response_body if answered else b"",
-                    exchange.content_type,
-                    None if answered else exchange.detail,
-                    elapsed,
-                    outcome,
+                _tuple_new(
+                    InvocationRecord,
+                    (
+                        context.event,
+                        "shadow",
+                        context.variant,
+                        exchange.status if answered else 0,
+                        exchange.response_body if answered else b"",
+                        exchange.content_type,
+                        None if answered else exchange.detail,
+                        elapsed,
+                        outcome,
+                    ),
                 )
             )
 

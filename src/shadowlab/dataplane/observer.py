@@ -16,12 +16,13 @@ from typing import Literal, NamedTuple, Protocol
 Outcome = Literal["answered", "failed", "timeout", "shed"]
 
 
-# Built for every captured request on the event loop, so both are cheap to make: named tuples
-# (a tuple built in C; a slots dataclass's __init__ cost four times as much here, measured), built
-# with positional arguments, and header values are kept as the bytes that came off the wire:
-# capture decodes them on its own thread, once per distinct value. Capture's native encoder
-# reads them by position (``capture/_lines.c``), so the field order is part of the contract:
-# add fields at the end (docs/benchmarks.md, "capture").
+# Built for every captured request on the event loop, so both are cheap to make: named tuples,
+# and header values kept as the bytes that came off the wire (capture decodes them on its own
+# thread, once per distinct value). The hot paths build them with `tuple.__new__(Class, (every
+# field, in order))`: calling the class runs the Python-level __new__ that NamedTuple generates,
+# a frame that cost more than the tuple (a slots dataclass's __init__ cost more still). Capture's
+# native encoder reads them by position (``capture/_lines.c``), so the field order is part of
+# the contract: add fields at the end (docs/benchmarks.md, "capture").
 class InvocationEvent(NamedTuple):
     """What production and its shadow copies share: one request as the client sent it."""
 

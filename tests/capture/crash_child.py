@@ -15,7 +15,7 @@ from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import S3ObjectStore
 from shadowlab.capture.writer import CaptureWriter
-from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord
+from shadowlab.dataplane.observer import invocation_event
 from tests.capture.support import s3_client
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     while True:
         for _ in range(20):
             now = time.time()
-            event = InvocationEvent(
+            event = invocation_event(
                 endpoint="ep",
                 event_id=f"{submitted:032x}",
                 inference_id=None,
@@ -39,7 +39,7 @@ def main() -> None:
                 accept=None,
             )
             writer.submit(
-                InvocationRecord(event, "production", "prod", 200, b"0.97", b"text/csv", None, 0.0),
+                (event, "production", "prod", 200, b"0.97", b"text/csv", None, 0.0, "answered"),
                 config,
             )
             submitted += 1

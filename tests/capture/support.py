@@ -19,7 +19,13 @@ import boto3
 from botocore.config import Config
 
 from shadowlab.capture.config import CaptureConfig
-from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, Outcome
+from shadowlab.dataplane.observer import (
+    InvocationEvent,
+    InvocationRecord,
+    Outcome,
+    invocation_event,
+    invocation_record,
+)
 
 REGION = "us-east-1"
 KMS_KEY = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -36,7 +42,7 @@ def event(
     capture: tuple[object, ...] = (),
 ) -> InvocationEvent:
     """Header values as text here; the event carries them as the bytes sent (latin-1)."""
-    return InvocationEvent(
+    return invocation_event(
         endpoint=endpoint,
         event_id=event_id or uuid.uuid4().hex,
         inference_id=None if inference_id is None else inference_id.encode("latin-1"),
@@ -61,7 +67,7 @@ def record(
 ) -> InvocationRecord:
     if outcome in ("failed", "timeout", "shed"):
         status, body, content_type = 0, b"", None
-    return InvocationRecord(
+    return invocation_record(
         event=ev,
         role="production" if role == "production" else "shadow",
         variant=variant,

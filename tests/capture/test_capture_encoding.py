@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 
 from shadowlab.capture.config import CaptureConfig, media_type
 from shadowlab.capture.record import NATIVE, RecordEncoder
-from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
+from shadowlab.dataplane.observer import (
+    EVENT,
+    INFERENCE_TIME,
+    OUTCOME,
+    STATUS,
+    InvocationEvent,
+    InvocationRecord,
+    new_event_id,
+)
 from tests.capture.support import expected_encoding
 
 _escape = json.encoder.encode_basestring_ascii
@@ -52,34 +60,33 @@ def previous_payload(
 
 
 def previous_line(record: InvocationRecord, config: CaptureConfig) -> bytes:
-    event = record.event
-    outcome = record.outcome
+    event, _, _, status, body, content_type, error, _, outcome = record
+    _, event_id, inference_id_sent, inference_time, request_body, request_type, *_ = event
     answered = outcome == "answered"
     output = ""
     if answered:
-        output = '"endpointOutput":' + previous_payload(
-            config, "OUTPUT", record.response_body, _text(record.response_content_type)
-        )
+        output = '"endpointOutput":' + previous_payload(config, "OUTPUT", body, _text(content_type))
     if config.capture_input:
         capture = '"endpointInput":' + previous_payload(
-            config, "INPUT", event.request_body, _text(event.request_content_type)
+            config, "INPUT", request_body, _text(request_type)
         )
         if config.capture_output and answered:
             capture += "," + output
     else:
         capture = output
-    inference_id = _text(event.inference_id)
+    inference_id = _text(inference_id_sent)
     metadata = (
-        _escape(event.event_id)
+        _escape(event_id)
         if inference_id is None
-        else f'{_escape(event.event_id)},"inferenceId":{_escape(inference_id)}'
+        else f'{_escape(event_id)},"inferenceId":{_escape(inference_id)}'
     )
     extension = ""
-    status = record.status
     if not answered or not 200 <= status < 300:
-        error = "null" if record.error is None else _escape(record.error)
-        extension = f',"shadowlab":{{"outcome":"{outcome}","status":{int(status)},"error":{error}}}'
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(event.inference_time)))
+        reason = "null" if error is None else _escape(error)
+        extension = (
+            f',"shadowlab":{{"outcome":"{outcome}","status":{int(status)},"error":{reason}}}'
+        )
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(inference_time)))
     return (
         f'{{"captureData":{{{capture}}},"eventMetadata":{{"eventId":{metadata},'
         f'"inferenceTime":"{when}"}},"eventVersion":"0"{extension}}}\n'
@@ -133,7 +140,7 @@ def _records(draw: Any) -> list[InvocationRecord]:
     interleaved, some events seen once, some ids chosen by the test (to be escaped)."""
     records = []
     for _ in range(draw(st.integers(1, 8))):
-        event = InvocationEvent(
+        event: InvocationEvent = (
             "ep",
             # Any text (to be escaped), but one id per event, as the data plane makes them.
             draw(st.one_of(st.builds(new_event_id), _TEXT)) + f"~{next(_UNIQUE)}",
@@ -142,12 +149,13 @@ def _records(draw: Any) -> list[InvocationRecord]:
             draw(_BODIES),
             draw(_TYPES),
             None,
+            (),
         )
         for role in draw(st.lists(st.sampled_from(["production", "shadow"]), min_size=1)):
             outcome = draw(st.sampled_from(["answered", "answered", "failed", "timeout", "shed"]))
             answered = outcome == "answered"
             records.append(
-                InvocationRecord(
+                (
                     event,
                     "production" if role == "production" else "shadow",
                     role,
@@ -190,17 +198,17 @@ def test_batches_equal_the_previous_encoding_byte_for_byte(
     encoder = RecordEncoder(config, native=native)
     for records in batches:
         batch = encoder.encode_batch(records)
-        kept = [r for r in records if r.outcome != "shed"]
+        kept = [r for r in records if r[OUTCOME] != "shed"]
         assert batch.data == b"".join(previous_line(r, config) for r in kept)
         assert batch.records == len(kept)
         assert batch.shed == len(records) - len(kept)
-        assert batch.failed == sum(r.outcome == "failed" for r in kept)
-        assert batch.timeout == sum(r.outcome == "timeout" for r in kept)
+        assert batch.failed == sum(r[OUTCOME] == "failed" for r in kept)
+        assert batch.timeout == sum(r[OUTCOME] == "timeout" for r in kept)
         assert batch.model_errors == sum(
-            r.outcome == "answered" and not 200 <= r.status < 300 for r in kept
+            r[OUTCOME] == "answered" and not 200 <= r[STATUS] < 300 for r in kept
         )
         if kept:
-            seconds = [int(r.event.inference_time) for r in kept]
+            seconds = [int(r[EVENT][INFERENCE_TIME]) for r in kept]
             assert (batch.first, batch.last) == (min(seconds), max(seconds))
         for line in batch.data.splitlines():
             assert line.isascii() and isinstance(json.loads(line), dict)

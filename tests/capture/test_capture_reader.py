@@ -13,6 +13,7 @@ from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.reader import captured_files, pairs, records, summarize
 from shadowlab.capture.stores import LocalObjectStore
 from shadowlab.capture.writer import CaptureWriter
+from shadowlab.dataplane.observer import EVENT_ID
 from tests.capture.support import event, record
 from tests.capture.test_capture_record import DOCUMENTED
 
@@ -32,16 +33,16 @@ def captured(tmp_path: Path) -> tuple[LocalObjectStore, dict[str, list[str]]]:
     ids: dict[str, list[str]] = {"all": [], "timeout": [], "shed": []}
     for i in range(120):
         ev = event(at=start + i)  # 09:59:00 .. 10:00:59
-        ids["all"].append(ev.event_id)
+        ids["all"].append(ev[EVENT_ID])
         writer.submit(record(ev, body=b"%d" % i), config)
         if i % 4 == 0:
-            ids["timeout"].append(ev.event_id)
+            ids["timeout"].append(ev[EVENT_ID])
             shadow_a = record(ev, role="shadow", variant="cand-a", outcome="timeout", error="2 s")
         else:
             shadow_a = record(ev, role="shadow", variant="cand-a", body=b"a%d" % i)
         writer.submit(shadow_a, config)
         if i % 3 == 0:
-            ids["shed"].append(ev.event_id)
+            ids["shed"].append(ev[EVENT_ID])
             writer.submit(record(ev, role="shadow", variant="cand-b", outcome="shed"), config)
         else:
             writer.submit(record(ev, role="shadow", variant="cand-b", body=b"b%d" % i), config)

@@ -13,7 +13,7 @@ import pytest
 
 from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.record import RecordEncoder, encode_record, iso_second
-from shadowlab.dataplane.observer import InvocationRecord
+from shadowlab.dataplane.observer import EVENT_ID, InvocationRecord
 from tests.capture.support import event, expected_encoding, record
 
 # The first record of the JSON Lines sample in model-monitor-data-capture-endpoint.md, verbatim.
@@ -124,7 +124,7 @@ def test_shadow_without_an_answer_is_marked(outcome: Any, status: int, error: st
     assert list(got) == ["captureData", "eventMetadata", "eventVersion", "shadowlab"]
     assert list(got["captureData"]) == ["endpointInput"]  # there was no output
     assert got["shadowlab"] == {"outcome": outcome, "status": status, "error": error}
-    assert got["eventMetadata"]["eventId"] == ev.event_id
+    assert got["eventMetadata"]["eventId"] == ev[EVENT_ID]
 
 
 def test_non_2xx_answer_keeps_its_output_and_is_marked() -> None:
@@ -163,22 +163,22 @@ def reference(rec: InvocationRecord, config: CaptureConfig) -> dict[str, Any]:
             encoding, data = "BASE64", base64.b64encode(body).decode()
         return {"observedContentType": observed, "mode": mode, "data": data, "encoding": encoding}
 
+    ev, _, _, status, body, content_type, error, _, outcome = rec
+    _, event_id, inference_id, inference_time, request_body, request_type, *_ = ev
     capture = {}
     if config.capture_input:
-        capture["endpointInput"] = payload(
-            "INPUT", rec.event.request_body, rec.event.request_content_type
-        )
-    if config.capture_output and rec.outcome == "answered":
-        capture["endpointOutput"] = payload("OUTPUT", rec.response_body, rec.response_content_type)
-    metadata = {"eventId": rec.event.event_id}
-    if rec.event.inference_id:
-        metadata["inferenceId"] = rec.event.inference_id.decode("latin-1")
+        capture["endpointInput"] = payload("INPUT", request_body, request_type)
+    if config.capture_output and outcome == "answered":
+        capture["endpointOutput"] = payload("OUTPUT", body, content_type)
+    metadata = {"eventId": event_id}
+    if inference_id:
+        metadata["inferenceId"] = inference_id.decode("latin-1")
     metadata["inferenceTime"] = time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(rec.event.inference_time))
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(inference_time))
     )
     out: dict[str, Any] = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
-    if rec.outcome != "answered" or not 200 <= rec.status < 300:
-        out["shadowlab"] = {"outcome": rec.outcome, "status": rec.status, "error": rec.error}
+    if outcome != "answered" or not 200 <= status < 300:
+        out["shadowlab"] = {"outcome": outcome, "status": status, "error": error}
     return out
 
 

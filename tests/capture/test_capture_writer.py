@@ -17,6 +17,7 @@ from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.stores import LocalObjectStore, ObjectStore, S3ObjectStore
 from shadowlab.capture.writer import CaptureWriter
+from shadowlab.dataplane.observer import CAPTURE, EVENT_ID
 from tests.capture.support import KMS_KEY, event, record
 
 FAST = WriterOptions(flush_interval=0.1, max_file_age=0.3, backoff_initial=0.02, backoff_max=0.2)
@@ -217,7 +218,7 @@ def test_observe_counts_as_submit_per_config(tmp_path: Path) -> None:
         records = [record(ev), record(ev, role="shadow", variant="s", outcome="shed")]
         for rec in records:
             observed.observe(rec)
-            for config in ev.capture:
+            for config in ev[CAPTURE]:
                 assert isinstance(config, CaptureConfig)
                 submitted.submit(rec, config)
     after = record(event(capture=(all_a,)))
@@ -241,7 +242,7 @@ def test_sampling_and_disabled_configs(tmp_path: Path) -> None:
     kept = 0
     for _ in range(2000):
         ev = event()
-        kept += half.sampled(ev.event_id)
+        kept += half.sampled(ev[EVENT_ID])
         for config in (half, off):
             writer.submit(record(ev), config)
             writer.submit(record(ev, role="shadow", variant="s"), config)

@@ -17,6 +17,7 @@ from shadowlab.dataplane import (
     ShadowRoute,
     VariantRoute,
 )
+from shadowlab.dataplane.observer import EVENT, EVENT_ID, ROLE
 from tests.dataplane.harness import (
     DataPlaneThread,
     ModelFarm,
@@ -188,17 +189,21 @@ def test_observer_sees_production_and_shadow_with_one_event_id(
 
     by_event: dict[str, dict[str, InvocationRecord]] = {}
     for record in recorder.records:
-        by_event.setdefault(record.event.event_id, {})[record.role] = record
+        by_event.setdefault(record[EVENT][EVENT_ID], {})[record[ROLE]] = record
     assert len(by_event) == 3
     for pair in by_event.values():
-        production, copy = pair["production"], pair["shadow"]
-        assert production.event is copy.event
-        assert production.event.capture == ("capture-config",)
-        assert len(production.event.event_id) == 36  # a UUID, as SageMaker's eventId
-        assert production.event.inference_id == b"inf-7"  # header values as sent
-        assert production.event.request_content_type == b"text/csv"
-        assert production.variant == "prod" and copy.variant == "shadow"
-        assert production.status == 200
-        assert production.response_body == production.event.request_body
-        assert copy.status == 500 and copy.response_body == b"nope"
-        assert production.latency_s > 0 and copy.latency_s > 0
+        event, _, variant, status, body, _, _, latency_s, outcome = pair["production"]
+        copy_event, _, copy_variant, copy_status, copy_body, _, _, copy_latency_s, _ = pair[
+            "shadow"
+        ]
+        _, event_id, inference_id, _, request_body, request_type, _, capture = event
+        assert event is copy_event
+        assert capture == ("capture-config",)
+        assert len(event_id) == 36  # a UUID, as SageMaker's eventId
+        assert inference_id == b"inf-7"  # header values as sent
+        assert request_type == b"text/csv"
+        assert variant == "prod" and copy_variant == "shadow"
+        assert status == 200 and outcome == "answered"
+        assert body == request_body
+        assert copy_status == 500 and copy_body == b"nope"
+        assert latency_s > 0 and copy_latency_s > 0

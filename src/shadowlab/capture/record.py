@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable
 
 from shadowlab.capture.config import CaptureConfig, media_type
-from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord
+from shadowlab.dataplane.observer import EVENT_ID, OUTCOME, InvocationEvent, InvocationRecord
 
 EXTENSION_KEY = "shadowlab"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -172,10 +172,9 @@ class RecordEncoder:
 
     def _event(self, event: InvocationEvent) -> tuple[str, str, int]:
         """An event's shared parts, built and remembered."""
+        _, event_id, inference_id, inference_time, body, content_type, *_ = event
         if self.config.capture_input:
-            content_type = event.request_content_type
             kind = self._types.get(content_type) or self._type(content_type)
-            body = event.request_body
             try:  # the text case inline, as in encode_batch
                 if not kind.text:
                     raise UnicodeError  # to the BASE64 branch
@@ -185,10 +184,10 @@ class RecordEncoder:
                 head = '{"captureData":{"endpointInput":' + kind.payload(kind.input_prefix, body)
         else:
             head = '{"captureData":{'
-        metadata = _escape(event.event_id)
-        if event.inference_id:
-            metadata += ',"inferenceId":' + _escape(event.inference_id.decode("latin-1"))
-        second = int(event.inference_time)
+        metadata = _escape(event_id)
+        if inference_id:
+            metadata += ',"inferenceId":' + _escape(inference_id.decode("latin-1"))
+        second = int(inference_time)
         known_second, iso = _last_second
         if second != known_second:
             iso = iso_second(second)
@@ -200,7 +199,7 @@ class RecordEncoder:
         events = self._events
         if len(events) >= _MAX_CACHED_EVENTS:
             events.clear()
-        events[event.event_id] = shared
+        events[event_id] = shared
         return shared
 
     def _entry(self, content_type: bytes | None) -> NativeEntry:
@@ -233,23 +232,21 @@ class RecordEncoder:
         with_output = self.config.capture_output
         first, last = batch.first, batch.last
         for record in records:
-            if record.outcome != "answered" or not 200 <= record.status < 300:
-                if record.outcome == "shed":
+            event, _, _, status, body, content_type, _, _, outcome = record
+            if outcome != "answered" or not 200 <= status < 300:
+                if outcome == "shed":
                     batch.shed += 1
                     continue
                 line, second = self._unusual(record, batch)
             else:  # SageMaker's own shape; the common case, so inline
-                event = record.event
-                shared = events.get(event.event_id)
+                shared = events.get(event[EVENT_ID])
                 if shared is None:
                     shared = self._event(event)
                 head, tail, second = shared
                 if not with_output:
                     line = f"{head}{tail}}}\n"
                 else:
-                    content_type = record.response_content_type
                     kind = types.get(content_type) or self._type(content_type)
-                    body = record.response_body
                     try:
                         if not kind.text:
                             raise UnicodeError  # to the BASE64 branch
@@ -269,32 +266,29 @@ class RecordEncoder:
 
     def _unusual(self, record: InvocationRecord, batch: EncodedBatch) -> tuple[str, int]:
         """A record that is not a 2xx answer: marked with the extension, counted in `batch`."""
-        event = record.event
-        head, tail, second = self._events.get(event.event_id) or self._event(event)
-        outcome = record.outcome
-        status = record.status
+        event, _, _, status, body, content_type, error, _, outcome = record
+        head, tail, second = self._events.get(event[EVENT_ID]) or self._event(event)
         output = ""
         if outcome == "answered":
             batch.model_errors += 1
             if self.config.capture_output:
-                content_type = record.response_content_type
                 kind = self._types.get(content_type) or self._type(content_type)
-                output = kind.payload(kind.output_prefix, record.response_body)
+                output = kind.payload(kind.output_prefix, body)
         elif outcome == "timeout":
             batch.timeout += 1
         elif outcome == "failed":
             batch.failed += 1
         else:
             raise ValueError(f"no capture record for outcome {outcome!r}")
-        error = "null" if record.error is None else _escape(record.error)
+        reason = "null" if error is None else _escape(error)
         extension = (
-            f',"{EXTENSION_KEY}":{{"outcome":"{outcome}","status":{int(status)},"error":{error}}}'
+            f',"{EXTENSION_KEY}":{{"outcome":"{outcome}","status":{int(status)},"error":{reason}}}'
         )
         return f"{head}{output}{tail}{extension}}}\n", second
 
     def encode(self, record: InvocationRecord) -> bytes:
         """One JSON line, newline included. Shed records have nothing to encode (ValueError)."""
-        if record.outcome == "shed":
+        if record[OUTCOME] == "shed":
             raise ValueError("shed copies are counted, not captured")
         return self.encode_batch([record]).data
 

@@ -18,7 +18,14 @@ from shadowlab.capture.options import WriterOptions
 from shadowlab.capture.record import RecordEncoder
 from shadowlab.capture.spool import SpoolFile
 from shadowlab.capture.uploader import Uploader
-from shadowlab.dataplane.observer import InvocationRecord
+from shadowlab.dataplane.observer import (
+    ENDPOINT,
+    EVENT,
+    INFERENCE_TIME,
+    ROLE,
+    VARIANT,
+    InvocationRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +72,8 @@ class Windows:
         for _ in range(count):
             record, config, size = popleft()
             drained_bytes += size
-            event = record.event
-            key = (id(config), event.endpoint, record.variant, int(event.inference_time) // 3600)
+            event = record[EVENT]
+            key = (id(config), event[ENDPOINT], record[VARIANT], int(event[INFERENCE_TIME]) // 3600)
             group = groups.get(key)
             if group is None:
                 groups[key] = [record]
@@ -139,7 +146,7 @@ class Windows:
             except Exception:  # a record this code cannot encode: never stop the thread for it
                 self.internal_errors += 1
                 self.processed += 1
-                log.exception("capture: cannot encode a record of %s", record.variant)
+                log.exception("capture: cannot encode a record of %s", record[VARIANT])
                 continue
             if len(batch.data) > room:
                 self.dropped_spool_full += 1
@@ -188,8 +195,8 @@ class Windows:
             kms_key_id=config.kms_key_id,
             endpoint=window[2],
             variant=window[3],
-            role=first.role,
-            first_time=first.event.inference_time,
+            role=first[ROLE],
+            first_time=first[EVENT][INFERENCE_TIME],
         )
         self.open[window] = spool
         return spool

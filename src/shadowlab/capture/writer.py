@@ -57,7 +57,15 @@ from shadowlab.capture.spool import META_SUFFIX
 from shadowlab.capture.stores import ObjectStore
 from shadowlab.capture.uploader import Uploader
 from shadowlab.capture.windows import Queued, Windows
-from shadowlab.dataplane.observer import InvocationRecord
+from shadowlab.dataplane.observer import (
+    CAPTURE,
+    EVENT,
+    EVENT_ID,
+    OUTCOME,
+    REQUEST_BODY,
+    RESPONSE_BODY,
+    InvocationRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class CaptureWriter:
 
     def observe(self, record: InvocationRecord) -> None:
         """The data plane's ``InvocationObserver``: `record` is submitted once per capture
-        configuration its route carried (``InvocationEvent.capture``: the endpoint config's and
+        configuration its route carried (the event's ``CAPTURE``: the endpoint config's and
         a running experiment's may both apply, to different destinations).
 
         The common case, one configuration capturing everything, is ``submit`` inline: this
@@ -101,16 +109,17 @@ class CaptureWriter:
         Anything else (sampling, several configurations, a full queue, a shed copy, stopped)
         goes through ``submit``, which decides and counts.
         """
-        configs = record.event.capture
+        event = record[EVENT]
+        configs = event[CAPTURE]
         if len(configs) == 1:
             config = configs[0]
             if (
                 isinstance(config, CaptureConfig)
                 and config.captures_all
                 and self._accepting
-                and record.outcome != "shed"
+                and record[OUTCOME] != "shed"
             ):
-                size = len(record.event.request_body) + len(record.response_body)
+                size = len(event[REQUEST_BODY]) + len(record[RESPONSE_BODY])
                 queued_in = self._queued_in + size
                 queue = self._queue
                 if (
@@ -133,15 +142,16 @@ class CaptureWriter:
         ``dropped_stopped`` after having been counted in ``records_captured``.
         """
         # This runs for every record on the event loop, so it stays short (docs/benchmarks.md).
-        if not config.captures_all and not config.sampled(record.event.event_id):
+        event = record[EVENT]
+        if not config.captures_all and not config.sampled(event[EVENT_ID]):
             return
         if not self._accepting:
             self.dropped_stopped += 1
             return
-        if record.outcome == "shed":
+        if record[OUTCOME] == "shed":
             self._submit_shed(record, config)
             return
-        size = len(record.event.request_body) + len(record.response_body)
+        size = len(event[REQUEST_BODY]) + len(record[RESPONSE_BODY])
         queued_in = self._queued_in + size
         queue = self._queue
         if len(queue) >= self._max_records or queued_in - self._queued_out > self._max_bytes:

@@ -39,7 +39,6 @@ from shadowlab.errors import ModelError, RuntimeValidationError, ServiceError, S
 MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
 _QUOTED_LIMIT = 1024  # how much of the model's error text goes into Message
 _ORIGINAL_LIMIT = 64 * 1024  # ... and into OriginalMessage
-_tuple_new = tuple.__new__  # builds InvocationEvent/InvocationRecord without their Python __new__
 
 
 class _Call(Exchange):
@@ -149,21 +148,18 @@ class Invoker:
             header_block += b"X-Amzn-SageMaker-Inference-Id: " + inference_id + b"\r\n"
         header_block += b"\r\n"
 
-        event = None
+        event: InvocationEvent | None = None
         if route.capture and self.observer is not None:
             # Every field, in order (see observer.py: this runs for every captured request).
-            event = _tuple_new(
-                InvocationEvent,
-                (
-                    name,
-                    new_event_id(),
-                    inference_id,
-                    time.time(),
-                    body,
-                    content_type,
-                    accept,
-                    route.capture,
-                ),
+            event = (
+                name,
+                new_event_id(),
+                inference_id,
+                time.time(),
+                body,
+                content_type,
+                accept,
+                route.capture,
             )
         pool = self.client.pick(variant.instances)
         call = _Call(
@@ -277,24 +273,22 @@ class Invoker:
             stats.model_latencies.append(model_s)
             stats.overhead_latencies.append(time.perf_counter() - call.arrived - model_s)
         if call.event is not None and self.observer is not None:
+            # Every field, in order (see observer.py: this runs for every captured request).
+            record: InvocationRecord
             if failure is None:
-                # Every field, in order (see observer.py: this runs for every captured request).
-                record = _tuple_new(
-                    InvocationRecord,
-                    (
-                        call.event,
-                        "production",
-                        call.variant,
-                        status,
-                        exchange.response_body,
-                        exchange.content_type,
-                        None,
-                        model_s,
-                        "answered",
-                    ),
+                record = (
+                    call.event,
+                    "production",
+                    call.variant,
+                    status,
+                    exchange.response_body,
+                    exchange.content_type,
+                    None,
+                    model_s,
+                    "answered",
                 )
-            else:  # rare: the class, with its checks
-                record = InvocationRecord(
+            else:
+                record = (
                     call.event,
                     "production",
                     call.variant,

@@ -21,15 +21,13 @@ from shadowlab.dataplane.admission import AdaptiveLimit
 from shadowlab.dataplane.observer import (
     InvocationEvent,
     InvocationObserver,
-    InvocationRecord,
     Outcome,
+    invocation_record,
 )
 from shadowlab.dataplane.pool import UpstreamClient
 from shadowlab.dataplane.routing import ShadowRoute
 from shadowlab.dataplane.stats import ShadowStats, by_endpoint_variant
 from shadowlab.dataplane.upstream import Exchange, Failure
-
-_tuple_new = tuple.__new__  # builds InvocationEvent/InvocationRecord without their Python __new__
 
 
 @dataclass(frozen=True)
@@ -151,19 +149,16 @@ class Mirror:
             # Every field, in order (see observer.py: this runs for every captured copy).
             answered = failure is None
             self._observer.observe(
-                _tuple_new(
-                    InvocationRecord,
-                    (
-                        context.event,
-                        "shadow",
-                        context.variant,
-                        exchange.status if answered else 0,
-                        exchange.response_body if answered else b"",
-                        exchange.content_type,
-                        None if answered else exchange.detail,
-                        elapsed,
-                        outcome,
-                    ),
+                (
+                    context.event,
+                    "shadow",
+                    context.variant,
+                    exchange.status if answered else 0,
+                    exchange.response_body if answered else b"",
+                    exchange.content_type,
+                    None if answered else exchange.detail,
+                    elapsed,
+                    outcome,
                 )
             )
 
@@ -173,7 +168,7 @@ class Mirror:
         if self._observer is None or event is None:
             return
         self._observer.observe(
-            InvocationRecord(
+            invocation_record(
                 event=event,
                 role="shadow",
                 variant=variant,

@@ -7,7 +7,7 @@ response bodies, so the seam costs nothing when unused.
 from __future__ import annotations
 
 import os
-from typing import Literal, NamedTuple, Protocol
+from typing import Final, Literal, Protocol
 
 # answered: the model sent an HTTP answer (`status`, maybe non-2xx). failed: no answer (refused,
 # dropped connection, unparseable, no live instance). timeout: no answer in time. shed: a shadow
@@ -16,37 +16,110 @@ from typing import Literal, NamedTuple, Protocol
 Outcome = Literal["answered", "failed", "timeout", "shed"]
 
 
-# Built for every captured request on the event loop, so both are cheap to make: named tuples,
-# and header values kept as the bytes that came off the wire (capture decodes them on its own
-# thread, once per distinct value). The hot paths build them with `tuple.__new__(Class, (every
-# field, in order))`: calling the class runs the Python-level __new__ that NamedTuple generates,
-# a frame that cost more than the tuple (a slots dataclass's __init__ cost more still). Capture's
-# native encoder reads them by position (``capture/_lines.c``), so the field order is part of
-# the contract: add fields at the end (docs/benchmarks.md, "capture").
-class InvocationEvent(NamedTuple):
-    """What production and its shadow copies share: one request as the client sent it."""
+Role = Literal["production", "shadow"]
 
-    endpoint: str
-    event_id: str  # a random UUID, shared by the production record and its shadow records
-    inference_id: bytes | None  # X-Amzn-SageMaker-Inference-Id as sent, when the client sent one
-    inference_time: float  # epoch seconds when the request arrived
-    request_body: bytes
-    request_content_type: bytes | None  # Content-Type as sent
-    accept: bytes | None  # Accept as sent
-    # The route's capture configurations (see EndpointRoute.capture), for the observer.
-    capture: tuple[object, ...] = ()
+# Capture's two messages are plain tuples, built for every captured request on the event loop:
+# a tuple display costs ~0.3k CPU instructions, a named tuple ~2k (its class's __new__, or
+# tuple.__new__ on the class) and a slots dataclass more (docs/benchmarks.md, "capture").
+# Writers build them whole, in this order (the type aliases make mypy check every field);
+# readers unpack them or index them with the names below. Header values are the bytes that
+# came off the wire: capture decodes them on its own thread, once per distinct value. Capture's
+# native encoder reads them by position (``capture/_lines.c``), so the order is a contract: add
+# fields at the end.
+
+InvocationEvent = tuple[
+    str,  # endpoint
+    str,  # event id: UUID-shaped, shared by the production record and its shadow records
+    bytes | None,  # inference id: X-Amzn-SageMaker-Inference-Id as sent, when the client sent one
+    float,  # inference time: epoch seconds when the request arrived
+    bytes,  # request body
+    bytes | None,  # request content type: Content-Type as sent
+    bytes | None,  # accept: Accept as sent
+    tuple[object, ...],  # capture: the route's capture configurations (EndpointRoute.capture)
+]
+"""What production and its shadow copies share: one request as the client sent it."""
+
+ENDPOINT: Final = 0
+EVENT_ID: Final = 1
+INFERENCE_ID: Final = 2
+INFERENCE_TIME: Final = 3
+REQUEST_BODY: Final = 4
+REQUEST_CONTENT_TYPE: Final = 5
+ACCEPT: Final = 6
+CAPTURE: Final = 7
+
+InvocationRecord = tuple[
+    InvocationEvent,  # event
+    Role,  # role
+    str,  # variant
+    int,  # status: the model's HTTP status; 0 when there was no answer (see error)
+    bytes,  # response body
+    bytes | None,  # response content type: the model's Content-Type as sent
+    str | None,  # error: why there was no answer (timeout, connection refused or dropped ...)
+    float,  # latency_s: from sending to the model until its answer (or the failure)
+    Outcome,  # outcome
+]
+"""What one variant made of an event: production's answer, or a shadow copy's result."""
+
+EVENT: Final = 0
+ROLE: Final = 1
+VARIANT: Final = 2
+STATUS: Final = 3
+RESPONSE_BODY: Final = 4
+RESPONSE_CONTENT_TYPE: Final = 5
+ERROR: Final = 6
+LATENCY_S: Final = 7
+OUTCOME: Final = 8
 
 
-class InvocationRecord(NamedTuple):
-    event: InvocationEvent
-    role: Literal["production", "shadow"]
-    variant: str
-    status: int  # the model's HTTP status; 0 when there was no answer (see error)
-    response_body: bytes
-    response_content_type: bytes | None  # the model's Content-Type as sent
-    error: str | None  # why there was no answer: timeout, connection refused or dropped ...
-    latency_s: float  # from sending to the model until its answer (or the failure)
-    outcome: Outcome = "answered"
+def invocation_event(
+    *,
+    endpoint: str,
+    event_id: str,
+    inference_id: bytes | None,
+    inference_time: float,
+    request_body: bytes,
+    request_content_type: bytes | None,
+    accept: bytes | None = None,
+    capture: tuple[object, ...] = (),
+) -> InvocationEvent:
+    """An event with its fields named: for code off the hot path, and tests."""
+    return (
+        endpoint,
+        event_id,
+        inference_id,
+        inference_time,
+        request_body,
+        request_content_type,
+        accept,
+        capture,
+    )
+
+
+def invocation_record(
+    *,
+    event: InvocationEvent,
+    role: Role,
+    variant: str,
+    status: int,
+    response_body: bytes,
+    response_content_type: bytes | None,
+    error: str | None,
+    latency_s: float,
+    outcome: Outcome = "answered",
+) -> InvocationRecord:
+    """A record with its fields named: for code off the hot path, and tests."""
+    return (
+        event,
+        role,
+        variant,
+        status,
+        response_body,
+        response_content_type,
+        error,
+        latency_s,
+        outcome,
+    )
 
 
 class InvocationObserver(Protocol):

@@ -46,7 +46,12 @@ from shadowlab.dataplane.invoke import (
     _Call,
     _throttled,
 )
-from shadowlab.dataplane.observer import InvocationEvent, InvocationRecord, new_event_id
+from shadowlab.dataplane.observer import (
+    InvocationEvent,
+    invocation_event,
+    invocation_record,
+    new_event_id,
+)
 from shadowlab.dataplane.request import Request
 from shadowlab.dataplane.stats import VariantStats
 from shadowlab.dataplane.upstream import Exchange, Failure
@@ -194,9 +199,9 @@ class StreamInvoker:
         body = req.body
         accept = _header(req, _ACCEPT) or req.accept
         header_block = _container_head(req, body, accept)
-        event = None
+        event: InvocationEvent | None = None
         if route.capture and inv.observer is not None:
-            event = InvocationEvent(
+            event = invocation_event(
                 endpoint=name,
                 event_id=new_event_id(),
                 inference_id=req.inference_id,
@@ -279,7 +284,7 @@ class StreamInvoker:
             return
         answered = failure is None
         observer.observe(
-            InvocationRecord(
+            invocation_record(
                 event=stream.event,
                 role="production",
                 variant=stream.variant,

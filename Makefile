@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint typecheck unit browser bench clean
 
-$(STAMP): pyproject.toml src/shadowlab/capture/_lines.c
+NATIVE := src/shadowlab/capture/_lines.c src/shadowlab/dataplane/_eventids.c
+
+$(STAMP): pyproject.toml $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -22,10 +24,10 @@ LINTED := src tests $(wildcard benchmarks)
 lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
-	@# capture's native encoder, with every warning an error (the install build is lenient)
-	gcc -fsyntax-only -std=c11 -Wall -Wextra -Wpedantic -Werror \
+	@# the C extensions, with every warning an error (the install build is lenient)
+	for source in $(NATIVE); do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wpedantic -Werror \
 		-I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-		src/shadowlab/capture/_lines.c
+		$$source || exit 1; done
 
 typecheck: setup
 	$(BIN)/mypy

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import botocore.session
 import pytest
 
 from shadowlab.capture.config import CaptureConfig, CaptureConfigError, media_type, parse_s3_uri
+from shadowlab.dataplane import observer
 from shadowlab.dataplane.observer import new_event_id
 
 
@@ -115,7 +117,7 @@ def test_sampling_keeps_events_whole_and_matches_the_share() -> None:
     ids = [uuid.uuid4().hex for _ in range(20_000)]
     kept = [event_id for event_id in ids if config.sampled(event_id)]
     assert 0.23 < len(kept) / len(ids) < 0.27
-    # The data plane's own ids, which come in blocks that share a prefix.
+    # The data plane's own ids, which count up: sampling must still spread them evenly.
     for share in (1, 10, 50, 90):
         sample = CaptureConfig(destination="s3://b", sampling_percentage=share)
         ours = [new_event_id() for _ in range(20_000)]
@@ -133,6 +135,27 @@ def test_event_ids_are_unique_uuids() -> None:
     for event_id in ids[::97]:
         parsed = uuid.UUID(event_id)
         assert (str(parsed), parsed.version, parsed.variant) == (event_id, 4, uuid.RFC_4122)
+
+
+def test_native_event_ids_equal_the_python_ones() -> None:
+    """dataplane/_eventids.c against observer.py's Python ids, from the same seeds (wrapping at
+    12 hex digits included); CI insists on the C ones being built."""
+    if observer.NATIVE_IDS is None:
+        assert os.environ.get("CI") != "true", "dataplane/_eventids.c did not build"
+        pytest.skip("dataplane/_eventids.c is not built (no C compiler)")
+    native_id, native_seed = observer.NATIVE_IDS
+    prefix = "0123abcd-4567-4890-a123-"
+    try:
+        for start in (0, 15, 2**47 - 1, 2**48 - 2, 2**64 - 2):
+            native_seed(prefix, start)
+            observer._Ids.seed(prefix, start)
+            ours = [native_id() for _ in range(4)]
+            assert ours == [observer._Ids.new_event_id() for _ in range(4)]
+            assert all(len(event_id) == 36 and event_id.startswith(prefix) for event_id in ours)
+        with pytest.raises(ValueError, match="24 characters"):
+            native_seed("short", 0)
+    finally:
+        observer._new_process()  # a fresh prefix and start for the rest of this process
 
 
 def test_helpers() -> None:

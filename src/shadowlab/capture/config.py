@@ -89,8 +89,10 @@ class CaptureConfig:
         """Whether this event is captured: decided by the event id, so that the production record
         and every shadow record of one request are kept or skipped together (pairs stay whole).
 
-        Event ids are random UUIDs (``dataplane.observer.new_event_id``) or any hex string whose
-        last 8 hex digits are uniformly random. A disabled config samples nothing.
+        The last 8 hex digits of the id (any hex string; others go through CRC-32), multiplied by
+        an odd constant modulo 2**32 (Knuth's multiplicative hash, a bijection): random ids stay
+        uniform, and the data plane's ids, which count up (``dataplane.observer.new_event_id``),
+        spread evenly over the range. A disabled config samples nothing.
         """
         if not self.enabled:
             return False
@@ -102,7 +104,7 @@ class CaptureConfig:
             value = int(event_id[-8:], 16)
         except ValueError:  # not hex: still deterministic across processes, unlike hash()
             value = zlib.crc32(event_id.encode())
-        return value < self._threshold
+        return (value * 0x9E3779B1) & 0xFFFFFFFF < self._threshold
 
     @classmethod
     def from_data_capture_config(cls, config: Mapping[str, Any]) -> CaptureConfig:

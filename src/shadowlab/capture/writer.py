@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 
 
 class CaptureWriter:
+    _fast_config: CaptureConfig  # see _fast in __init__
+
     def __init__(
         self, store: ObjectStore, spool_dir: Path, options: WriterOptions | None = None
     ) -> None:
@@ -84,6 +86,9 @@ class CaptureWriter:
         self._queued_in = 0  # bytes submitted (event loop)
         self._queued_out = 0  # bytes drained (spool thread)
         self._accepting = False
+        # observe()'s fast path: the last route configuration tuple found to be one config at
+        # 100% (forgotten when the writer stops accepting), and that config (set with it).
+        self._fast: tuple[object, ...] | None = None
         self._uploader = Uploader(store, self.options.backoff_initial, self.options.backoff_max)
         self._windows = Windows(self.spool_dir, self.options, self._uploader)  # spool thread
         self._stopping = threading.Event()  # spool thread: drain, seal, exit
@@ -103,36 +108,38 @@ class CaptureWriter:
         configuration its route carried (the event's ``CAPTURE``: the endpoint config's and
         a running experiment's may both apply, to different destinations).
 
-        The common case, one configuration capturing everything, is ``submit`` inline: this
-        runs for every production answer and every shadow copy on the event loop, and two
-        Python calls and a loop were a tenth of capture's cost (docs/benchmarks.md, capture).
-        Anything else (sampling, several configurations, a full queue, a shed copy, stopped)
-        goes through ``submit``, which decides and counts.
+        The common case, a route with one configuration capturing everything, is ``submit``
+        inline: this runs for every production answer and every shadow copy on the event loop,
+        where each attribute read and call counts (docs/benchmarks.md, "capture"). Such a route's
+        configuration tuple is recognised once (``_learn_fast``) and then by identity. Anything
+        else (sampling, several configurations, a full queue, a shed copy, stopped) goes through
+        ``submit``, which decides and counts.
         """
         event = record[EVENT]
         configs = event[CAPTURE]
-        if len(configs) == 1:
-            config = configs[0]
-            if (
-                isinstance(config, CaptureConfig)
-                and config.captures_all
-                and self._accepting
-                and record[OUTCOME] != "shed"
-            ):
-                size = len(event[REQUEST_BODY]) + len(record[RESPONSE_BODY])
-                queued_in = self._queued_in + size
-                queue = self._queue
-                if (
-                    len(queue) < self._max_records
-                    and queued_in - self._queued_out <= self._max_bytes
-                ):
-                    self._queued_in = queued_in
-                    queue.append((record, config, size))
-                    self.records_captured += 1
-                    return
+        if (configs is self._fast or self._learn_fast(configs)) and record[OUTCOME] != "shed":
+            size = len(event[REQUEST_BODY]) + len(record[RESPONSE_BODY])
+            queued_in = self._queued_in + size
+            queue = self._queue
+            if len(queue) < self._max_records and queued_in - self._queued_out <= self._max_bytes:
+                self._queued_in = queued_in
+                queue.append((record, self._fast_config, size))
+                self.records_captured += 1
+                return
         for config in configs:
             if isinstance(config, CaptureConfig):
                 self.submit(record, config)
+
+    def _learn_fast(self, configs: tuple[object, ...]) -> bool:
+        """Whether `configs` (a route's) is one configuration capturing everything while this
+        writer accepts records: then it is remembered for ``observe``'s fast path."""
+        if not self._accepting or len(configs) != 1:
+            return False
+        config = configs[0]
+        if not isinstance(config, CaptureConfig) or not config.captures_all:
+            return False
+        self._fast, self._fast_config = configs, config
+        return True
 
     def submit(self, record: InvocationRecord, config: CaptureConfig) -> None:
         """Queue one record for capture; O(1), never blocks, never raises for a full queue.
@@ -244,6 +251,7 @@ class CaptureWriter:
             return True
         deadline = time.monotonic() + (self.options.stop_timeout if timeout is None else timeout)
         self._accepting = False
+        self._fast = None
         self._stopping.set()
         self._thread.join()  # bounded: it only drains the bounded queue to local disk
         self._thread = None

@@ -6,7 +6,9 @@ response bodies, so the seam costs nothing when unused.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
 from typing import Final, Literal, Protocol
 
 # answered: the model sent an HTTP answer (`status`, maybe non-2xx). failed: no answer (refused,
@@ -127,37 +129,55 @@ class InvocationObserver(Protocol):
         """Called on the data plane's event loop: must return quickly and never block."""
 
 
-# Event ids are made a block at a time: formatting each one from 128 random bits cost ~9k CPU
-# instructions here (5 slices and a join of a hex string), the largest single part of capture's
-# cost on the event loop; taking one from a block costs ~1k (docs/benchmarks.md, capture).
-_BLOCK = 256
-_ids: list[str] = []
-
-
-def _refill() -> None:
-    """A block of ids: a random UUID version-4 prefix (74 random bits, shared by the block) and
-    per id 12 random hex digits, distinct within the block: two ids can only be equal if two
-    blocks drew the same 74 bits and then two of their ids the same 48."""
-    while True:
-        raw = os.urandom(10 + 6 * _BLOCK)
-        tails = raw[10:].hex(" ", 6).split()
-        if len(set(tails)) == _BLOCK:
-            break
-    h = raw[:10].hex()
-    prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{_VARIANT[int(h[15], 16) & 3]}{h[16:19]}-"
-    _ids.extend([prefix + tail for tail in tails])
-
-
-def new_event_id() -> str:
-    """A UUID-shaped id (version 4 layout, as SageMaker's eventIds look), unique: see `_refill`.
-    Its last 8 hex digits are uniformly random, which is what capture sampling reads.
-    """
-    try:
-        return _ids.pop()
-    except IndexError:
-        _refill()
-        return _ids.pop()
-
-
+# Event ids: SageMaker's eventIds are UUIDs, and so are these, in the version-4 layout: the first
+# 74 bits random per process (drawn again in a forked child), the last 48 (12 hex digits) a count
+# from a random start. Unique within a process by construction, across processes unless two draw
+# the same 74 bits. Sampling mixes the digits it reads (CaptureConfig.sampled), so counted ids
+# sample as evenly as random ones. Made in C when it is built (``_eventids.c``: a few hundred CPU
+# instructions; formatting in Python cost 2-3.5k, a uuid4 ~9k; docs/benchmarks.md, "capture").
 _VARIANT = "89ab"
-os.register_at_fork(after_in_child=_ids.clear)  # a child must not hand out its parent's ids
+PREFIX_LENGTH = 24
+
+
+class _Ids:
+    """The Python version: the specification, and the fallback without the C one."""
+
+    prefix = "0" * PREFIX_LENGTH
+    counter = itertools.count()
+
+    @classmethod
+    def seed(cls, prefix: str, start: int) -> None:
+        if len(prefix) != PREFIX_LENGTH:
+            raise ValueError(f"an event id prefix has {PREFIX_LENGTH} characters")
+        cls.prefix, cls.counter = prefix, itertools.count(start)
+
+    @classmethod
+    def new_event_id(cls) -> str:
+        return f"{cls.prefix}{next(cls.counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+def _native_ids() -> tuple[Callable[[], str], Callable[[str, int], None]] | None:
+    try:
+        from shadowlab.dataplane._eventids import new_event_id, seed
+    except ImportError:  # not built (no C compiler at install time)
+        return None
+    return new_event_id, seed
+
+
+NATIVE_IDS = _native_ids()
+new_event_id: Callable[[], str]
+_seed: Callable[[str, int], None]
+# new_event_id() -> a UUID-shaped event id, unique (see above).
+new_event_id, _seed = NATIVE_IDS or (_Ids.new_event_id, _Ids.seed)
+
+
+def _new_process() -> None:
+    """Draw this process's prefix and the counter's start (below 2**47: 12 hex digits for 1.4e14
+    ids, 44 years at 100k a second)."""
+    h = os.urandom(10).hex()
+    prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{_VARIANT[int(h[15], 16) & 3]}{h[16:19]}-"
+    _seed(prefix, int.from_bytes(os.urandom(6)) >> 1)
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)  # a child must not repeat its parent's ids

@@ -25,6 +25,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -90,25 +91,24 @@ append(Buffer *b, const char *s, Py_ssize_t n)
 
 static const char HEX[] = "0123456789abcdef";
 
-/* One code point, escaped; room for 12 bytes reserved by the caller. */
-static inline void
-put_escaped(Buffer *b, Py_UCS4 c)
+/* One code point, escaped, written at `out`; returns the end. Room for 12 bytes is the
+ * caller's to reserve. */
+static inline char *
+escape_into(char *out, Py_UCS4 c)
 {
-    char *out = b->data + b->len;
     if (c >= ' ' && c <= '~' && c != '\\' && c != '"') {
         *out = (char)c;
-        b->len += 1;
-        return;
+        return out + 1;
     }
     out[0] = '\\';
     switch (c) {
-    case '\\': out[1] = '\\'; b->len += 2; return;
-    case '"': out[1] = '"'; b->len += 2; return;
-    case '\b': out[1] = 'b'; b->len += 2; return;
-    case '\f': out[1] = 'f'; b->len += 2; return;
-    case '\n': out[1] = 'n'; b->len += 2; return;
-    case '\r': out[1] = 'r'; b->len += 2; return;
-    case '\t': out[1] = 't'; b->len += 2; return;
+    case '\\': out[1] = '\\'; return out + 2;
+    case '"': out[1] = '"'; return out + 2;
+    case '\b': out[1] = 'b'; return out + 2;
+    case '\f': out[1] = 'f'; return out + 2;
+    case '\n': out[1] = 'n'; return out + 2;
+    case '\r': out[1] = 'r'; return out + 2;
+    case '\t': out[1] = 't'; return out + 2;
     }
     if (c >= 0x10000) { /* a surrogate pair */
         Py_UCS4 v = c - 0x10000;
@@ -119,7 +119,6 @@ put_escaped(Buffer *b, Py_UCS4 c)
         out[4] = HEX[(high >> 4) & 0xf];
         out[5] = HEX[high & 0xf];
         out += 6;
-        b->len += 6;
         c = 0xdc00 | (v & 0x3ff);
         out[0] = '\\';
     }
@@ -128,26 +127,72 @@ put_escaped(Buffer *b, Py_UCS4 c)
     out[3] = HEX[(c >> 8) & 0xf];
     out[4] = HEX[(c >> 4) & 0xf];
     out[5] = HEX[c & 0xf];
-    b->len += 6;
+    return out + 6;
+}
+
+/* Whether any of 8 bytes needs more than a copy: >= 0x80, < 0x20, '"', '\\' or DEL. The
+ * classic "has a zero byte" bit trick, four times: exact as a yes/no answer. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline int
+needs_care(uint64_t w)
+{
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
+    uint64_t found = ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
+                     ((backslash - ONES) & ~backslash) | ((del - ONES) & ~del) | w;
+    return (found & HIGHS) != 0;
+}
+
+/* Bytes as a JSON string literal when they are all ASCII: 1 when written, 0 when a byte >= 0x80
+ * shows they are not (nothing is left written), -1 on error. Eight bytes at a time while they
+ * need no escaping, which is nearly always. */
+static int
+put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
+{
+    if (reserve(b, 2 + 6 * n) < 0)
+        return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!needs_care(w)) {
+                memcpy(out, &w, 8);
+                out += 8;
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s[i++];
+        if (c >= 0x80)
+            return 0; /* b->len untouched: nothing was written */
+        out = escape_into(out, c);
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 1;
 }
 
 /* A str as a JSON string literal, quotes included. */
-static int put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n);
-
 static int
 put_str(Buffer *b, PyObject *text)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     if (PyUnicode_IS_ASCII(text))
-        return put_ascii(b, PyUnicode_1BYTE_DATA(text), n);
+        return put_ascii(b, PyUnicode_1BYTE_DATA(text), n) < 0 ? -1 : 0;
     if (reserve(b, 2 + 12 * n) < 0)
         return -1;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    b->data[b->len++] = '"';
+    char *out = b->data + b->len;
+    *out++ = '"';
     for (Py_ssize_t i = 0; i < n; i++)
-        put_escaped(b, PyUnicode_READ(kind, data, i));
-    b->data[b->len++] = '"';
+        out = escape_into(out, PyUnicode_READ(kind, data, i));
+    *out++ = '"';
+    b->len = out - b->data;
     return 0;
 }
 
@@ -157,10 +202,12 @@ put_latin1(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
     if (reserve(b, 2 + 6 * n) < 0)
         return -1;
-    b->data[b->len++] = '"';
+    char *out = b->data + b->len;
+    *out++ = '"';
     for (Py_ssize_t i = 0; i < n; i++)
-        put_escaped(b, s[i]);
-    b->data[b->len++] = '"';
+        out = escape_into(out, s[i]);
+    *out++ = '"';
+    b->len = out - b->data;
     return 0;
 }
 
@@ -195,37 +242,6 @@ put_base64(Buffer *b, const unsigned char *s, Py_ssize_t n)
     return 0;
 }
 
-/* Bytes below 0x80 that JSON carries as they are (ASCII ' '..'~' but '"' and '\\'). */
-static unsigned char PLAIN[128];
-
-static void
-init_plain(void)
-{
-    for (int c = ' '; c <= '~'; c++)
-        PLAIN[c] = c != '"' && c != '\\';
-}
-
-/* ASCII bytes as a JSON string literal: runs of plain bytes copied whole, the rest escaped. */
-static int
-put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
-{
-    if (reserve(b, 2 + 6 * n) < 0)
-        return -1;
-    b->data[b->len++] = '"';
-    Py_ssize_t i = 0;
-    while (i < n) {
-        Py_ssize_t run = i;
-        while (run < n && PLAIN[s[run]])
-            run++;
-        put(b, (const char *)s + i, run - i);
-        if (run < n)
-            put_escaped(b, s[run++]);
-        i = run;
-    }
-    b->data[b->len++] = '"';
-    return 0;
-}
-
 /* A payload object: the type's pre-built prefix ({"observedContentType":...,"data":), the data,
  * then the suffix (,"encoding":"..."}). A type entry is (text, input_prefix, output_prefix,
  * suffix, base64_suffix): capture/record.py's _Type.entry. */
@@ -246,12 +262,12 @@ put_payload(Buffer *b, PyObject *entry, int prefix_field, PyObject *body)
     const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
     if (PyTuple_GET_ITEM(entry, TYPE_TEXT) == Py_True) {
-        Py_ssize_t i = 0;
-        while (i < n && s[i] < 0x80)
-            i++;
         int failed;
-        if (i == n) { /* ASCII, the common case: escaped straight from the bytes */
-            failed = put_ascii(b, s, n);
+        int ascii = put_ascii(b, s, n); /* the common case: escaped straight from the bytes */
+        if (ascii < 0)
+            return -1;
+        if (ascii) {
+            failed = 0;
         }
         else { /* Python's own strict decoder decides what is UTF-8, as in record.py */
             PyObject *text = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
@@ -551,6 +567,5 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__lines(void)
 {
-    init_plain();
     return PyModule_Create(&module);
 }

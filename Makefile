@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint typecheck unit browser bench clean
 
-NATIVE := src/shadowlab/capture/_lines.c src/shadowlab/dataplane/_eventids.c
+NATIVE := src/shadowlab/capture/_lines.c src/shadowlab/capture/_jsontext.h \
+          src/shadowlab/dataplane/_eventids.c
 
 $(STAMP): pyproject.toml $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,7 @@ lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	@# the C extensions, with every warning an error (the install build is lenient)
-	for source in $(NATIVE); do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wpedantic -Werror \
+	for source in $(filter %.c,$(NATIVE)); do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wpedantic -Werror \
 		-I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
 		$$source || exit 1; done
 

@@ -152,8 +152,11 @@ def test_native_event_ids_equal_the_python_ones() -> None:
             ours = [native_id() for _ in range(4)]
             assert ours == [observer._Ids.new_event_id() for _ in range(4)]
             assert all(len(event_id) == 36 and event_id.startswith(prefix) for event_id in ours)
-        with pytest.raises(ValueError, match="24 characters"):
-            native_seed("short", 0)
+        for bad in ("short", "é" * 12, "a" * 23 + "é"):  # 24 bytes in UTF-8; 24 characters
+            with pytest.raises(ValueError, match="24 ASCII characters"):
+                native_seed(bad, 0)
+            with pytest.raises(ValueError, match="24 ASCII characters"):
+                observer._Ids.seed(bad, 0)
     finally:
         observer._new_process()  # a fresh prefix and start for the rest of this process
 

@@ -12,6 +12,8 @@ import base64
 import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -212,3 +214,108 @@ def test_batches_equal_the_previous_encoding_byte_for_byte(
             assert (batch.first, batch.last) == (min(seconds), max(seconds))
         for line in batch.data.splitlines():
             assert line.isascii() and isinstance(json.loads(line), dict)
+
+
+# Bytes the native escaper must not copy as they are, and two it must: the boundaries of its
+# eight-bytes-at-a-time test (`clean_prefix` in capture/_jsontext.h).
+_SPECIAL = [
+    b'"',
+    b"\\",
+    b"\x00",
+    b"\x1f",
+    b"\x7f",
+    b"\n",
+    b"\x80",
+    b"\xc3\xa9",
+    b"\xff",
+    b" ",
+    b"~",
+]
+
+
+@pytest.mark.parametrize("native", _IMPLEMENTATIONS)
+def test_every_special_byte_at_every_position(native: bool) -> None:
+    """Deterministic where Hypothesis samples: each special byte at each offset of bodies up to
+    three words long, so that every byte lane of the word test and the tails are exercised."""
+    config = CaptureConfig(destination="s3://b/p", json_content_types=("application/json",))
+    encoder = RecordEncoder(config, native=native)
+    records: list[InvocationRecord] = []
+    for length in range(1, 25):
+        for position in range(length):
+            for special in _SPECIAL:
+                body = b"a" * position + special + b"b" * (length - position - 1)
+                event: InvocationEvent = (
+                    "ep",
+                    new_event_id(),
+                    None,
+                    1.7e9,
+                    body,
+                    b"application/json",
+                    None,
+                    (),
+                )
+                output = body[::-1]
+                records.append(
+                    (
+                        event,
+                        "production",
+                        "v",
+                        200,
+                        output,
+                        b"application/json",
+                        None,
+                        0.0,
+                        "answered",
+                    )
+                )
+    batch = encoder.encode_batch(records)
+    assert batch.data == b"".join(previous_line(r, config) for r in records)
+
+
+@pytest.mark.parametrize("native", _IMPLEMENTATIONS)
+def test_large_bodies_grow_the_buffer_as_they_escape(native: bool) -> None:
+    """Bodies past the native encoder's first 64 KiB, escaping everywhere (room is reserved for
+    a copy and grows at escapes), ASCII and not, text and BASE64."""
+    config = CaptureConfig(destination="s3://b/p", json_content_types=("application/json",))
+    encoder = RecordEncoder(config, native=native)
+    bodies = [
+        b'"' * 70_000,  # every byte escaped: six times the copy
+        b'{"a": "b\\n"}' * 9_000 + b"\x01" * 5_000,
+        ("é€\U0001f600\n" * 20_000).encode(),  # astral characters: 12 bytes each
+        bytes(range(256)) * 400,  # not UTF-8: BASE64
+    ]
+    records: list[InvocationRecord] = []
+    for body in bodies:
+        event: InvocationEvent = (
+            "ep",
+            new_event_id(),
+            None,
+            1.7e9,
+            body,
+            b"application/json",
+            None,
+            (),
+        )
+        records.append(
+            (event, "production", "v", 200, body, b"application/json", None, 0.0, "answered")
+        )
+    batch = encoder.encode_batch(records)
+    assert batch.data == b"".join(previous_line(r, config) for r in records)
+
+
+@pytest.mark.parametrize("native", _IMPLEMENTATIONS)
+def test_the_first_second_formatted_may_be_any_second(native: bool) -> None:
+    """The per-second time cache starts empty, not at a second a record could have (-1 was):
+    checked in a fresh process, where nothing was formatted before."""
+    script = f"""
+from shadowlab.capture.config import CaptureConfig
+from shadowlab.capture.record import RecordEncoder
+event = ("ep", "id", None, -1.0, b"x", b"text/csv", None, ())
+record = (event, "production", "v", 200, b"y", b"text/csv", None, 0.0, "answered")
+encoder = RecordEncoder(CaptureConfig(destination="s3://b/p"), native={native})
+print(encoder.encode_batch([record]).data.decode())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout)["eventMetadata"]["inferenceTime"] == "1969-12-31T23:59:59Z"

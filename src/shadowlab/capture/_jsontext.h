@@ -25,9 +25,14 @@ typedef struct {
     Py_ssize_t cap;
 } Buffer;
 
+/* Room for `more` bytes past b->len, the buffer doubled until there is. */
 static int
 reserve(Buffer *b, Py_ssize_t more)
 {
+    if (more < 0 || more > PY_SSIZE_T_MAX - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (b->len + more <= b->cap)
         return 0;
     Py_ssize_t cap = b->cap ? b->cap : 65536;
@@ -42,12 +47,35 @@ reserve(Buffer *b, Py_ssize_t more)
         b->bytes = PyBytes_FromStringAndSize(NULL, cap);
     else if (_PyBytes_Resize(&b->bytes, cap) < 0)
         b->bytes = NULL; /* _PyBytes_Resize freed it */
-    if (b->bytes == NULL)
+    if (b->bytes == NULL) {
+        b->data = NULL;
+        b->len = b->cap = 0;
         return -1;
+    }
     b->data = PyBytes_AS_STRING(b->bytes);
     b->cap = cap;
     return 0;
 }
+
+/* Room for `need` bytes at `*out`, a position at or past b->len (written, not yet counted in
+ * it); when the buffer grows, `*out` moves with it. */
+static int
+make_room(Buffer *b, char **out, Py_ssize_t need)
+{
+    Py_ssize_t at = *out - b->data;
+    if (b->cap - at >= need)
+        return 0;
+    Py_ssize_t len = b->len;
+    b->len = at;
+    if (reserve(b, need) < 0)
+        return -1;
+    b->len = len;
+    *out = b->data + at;
+    return 0;
+}
+
+/* Whether n items of up to `per` bytes each could not be counted in a Py_ssize_t. */
+#define TOO_MANY(n, per) ((n) > (PY_SSIZE_T_MAX - 64) / (per))
 
 /* Callers reserve first: these only copy. */
 static inline void
@@ -111,27 +139,45 @@ escape_into(char *out, Py_UCS4 c)
     return out + 6;
 }
 
-/* Whether any of 8 bytes needs more than a copy: >= 0x80, < 0x20, '"', '\\' or DEL. The
- * classic "has a zero byte" bit trick, four times: exact as a yes/no answer. */
+/* How many of the 8 bytes of `w` (as read from memory) come before the first one that needs
+ * more than a copy: >= 0x80, < 0x20, '"', '\\' or DEL; 8 when none does. The classic "has a
+ * zero byte" bit trick, four times, flags the high bit of such bytes; its lowest flag is exact
+ * (a borrow only runs upwards, past the first match), and on a little-endian machine the
+ * lowest byte is the first in memory. Elsewhere, any flag counts as the first byte. */
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
 static inline int
-needs_care(uint64_t w)
+clean_prefix(uint64_t w)
 {
     uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
-    uint64_t found = ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
-                     ((backslash - ONES) & ~backslash) | ((del - ONES) & ~del) | w;
-    return (found & HIGHS) != 0;
+    uint64_t found = (((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
+                      ((backslash - ONES) & ~backslash) | ((del - ONES) & ~del) | w) &
+                     HIGHS;
+    if (!found)
+        return 8;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return __builtin_ctzll(found) >> 3;
+#else
+    return 0;
+#endif
 }
 
 /* Bytes as a JSON string literal when they are all ASCII: 1 when written, 0 when a byte >= 0x80
- * shows they are not (nothing is left written), -1 on error. Eight bytes at a time while they
- * need no escaping, which is nearly always. */
+ * shows they are not (nothing is left written), -1 on error. Eight bytes at a time: the bytes
+ * before the first that needs escaping are copied in one go, then that byte is escaped.
+ *
+ * Room is reserved for a plain copy (plus 8 bytes of slack: a word is stored whole) and grows
+ * at an escape, not for the worst case up front: that would be six times a body that may be
+ * hundreds of MiB. At the top of the loop, room >= (n - i) + 9. */
 static int
 put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
-    if (reserve(b, 2 + 6 * n) < 0)
+    if (TOO_MANY(n, 1)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (reserve(b, n + 10) < 0)
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';
@@ -140,16 +186,18 @@ put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
         if (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (!needs_care(w)) {
-                memcpy(out, &w, 8);
-                out += 8;
-                i += 8;
+            int clean = clean_prefix(w);
+            memcpy(out, &w, 8); /* what lies past `clean` is written over */
+            out += clean;
+            i += clean;
+            if (clean == 8)
                 continue;
-            }
         }
         unsigned char c = s[i++];
         if (c >= 0x80)
             return 0; /* b->len untouched: nothing was written */
+        if (make_room(b, &out, 6 + (n - i) + 9) < 0)
+            return -1;
         out = escape_into(out, c);
     }
     *out++ = '"';
@@ -157,30 +205,49 @@ put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
     return 1;
 }
 
-/* A str as a JSON string literal, quotes included. */
+/* A str as a JSON string literal, quotes included. Room as in put_ascii: a character takes
+ * one byte, or up to 12 escaped (an astral one as a surrogate pair). */
 static int
 put_str(Buffer *b, PyObject *text)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (PyUnicode_IS_ASCII(text))
-        return put_ascii(b, PyUnicode_1BYTE_DATA(text), n) < 0 ? -1 : 0;
-    if (reserve(b, 2 + 12 * n) < 0)
+    if (PyUnicode_IS_ASCII(text)) {
+        int ascii = put_ascii(b, PyUnicode_1BYTE_DATA(text), n);
+        if (ascii != 0)
+            return ascii < 0 ? -1 : 0;
+        /* 0 cannot happen for a well-formed str; the general path below is right anyway */
+    }
+    if (TOO_MANY(n, 1)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (reserve(b, n + 2) < 0)
         return -1;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     char *out = b->data + b->len;
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++)
-        out = escape_into(out, PyUnicode_READ(kind, data, i));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if ((c < ' ' || c > '~' || c == '\\' || c == '"') &&
+            make_room(b, &out, 12 + (n - i - 1) + 1) < 0)
+            return -1;
+        out = escape_into(out, c);
+    }
     *out++ = '"';
     b->len = out - b->data;
     return 0;
 }
 
-/* Bytes read as latin-1 (a header value), as a JSON string literal. */
+/* Bytes read as latin-1 (a header value, bounded by the request head's cap), as a JSON string
+ * literal. */
 static int
 put_latin1(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
+    if (TOO_MANY(n, 6)) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (reserve(b, 2 + 6 * n) < 0)
         return -1;
     char *out = b->data + b->len;
@@ -197,6 +264,10 @@ put_base64(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
     static const char ALPHABET[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (TOO_MANY(n, 2)) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (reserve(b, 2 + (n + 2) / 3 * 4) < 0)
         return -1;
     char *out = b->data + b->len;

@@ -23,6 +23,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -151,8 +152,9 @@ malformed:
     return NULL;
 }
 
-/* 2022-02-14T17:25:49Z, remembered for the last second asked (records arrive in bursts). */
-static long long last_second = -1;
+/* 2022-02-14T17:25:49Z, remembered for the last second asked (records arrive in bursts).
+ * LLONG_MIN is no second a record can have: the caller refuses times below -9.2e18. */
+static long long last_second = LLONG_MIN;
 static char last_iso[32];
 
 static int
@@ -161,15 +163,14 @@ put_inference_time(Buffer *b, long long second)
     if (second != last_second) {
         time_t t = (time_t)second;
         struct tm tm;
-        if (gmtime_r(&t, &tm) == NULL) {
+        char iso[sizeof(last_iso)];
+        if (gmtime_r(&t, &tm) == NULL ||
+            /* The C library's strftime, as Python's time.strftime uses. */
+            strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
             PyErr_SetString(PyExc_OverflowError, "inference time out of range");
             return -1;
         }
-        /* The C library's strftime, as Python's time.strftime uses. */
-        if (strftime(last_iso, sizeof(last_iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
-            PyErr_SetString(PyExc_OverflowError, "inference time out of range");
-            return -1;
-        }
+        memcpy(last_iso, iso, sizeof(iso));
         last_second = second;
     }
     return append(b, last_iso, (Py_ssize_t)strlen(last_iso));

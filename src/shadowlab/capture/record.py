@@ -299,8 +299,9 @@ def encode_record(record: InvocationRecord, config: CaptureConfig) -> bytes:
 
 
 # The last second formatted: consecutive records nearly always share it. A tuple so that a
-# reader on another thread sees a matching pair (one reference swap).
-_last_second: tuple[int, str] = (-1, "")
+# reader on another thread sees a matching pair (one reference swap); None before the first
+# (any int is a second a record may have).
+_last_second: tuple[int | None, str] = (None, "")
 
 
 def iso_second(epoch: float) -> str:

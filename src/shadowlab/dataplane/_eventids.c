@@ -47,16 +47,17 @@ new_event_id(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 static PyObject *
 seed(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    const char *text;
-    Py_ssize_t length;
+    PyObject *text;
     unsigned long long start;
-    if (!PyArg_ParseTuple(args, "s#K:seed", &text, &length, &start))
+    if (!PyArg_ParseTuple(args, "UK:seed", &text, &start))
         return NULL;
-    if (length != PREFIX_LENGTH) {
-        PyErr_Format(PyExc_ValueError, "an event id prefix has %d characters", PREFIX_LENGTH);
+    /* ASCII only: the ids are made as ASCII strs, byte by byte. */
+    if (!PyUnicode_IS_ASCII(text) || PyUnicode_GET_LENGTH(text) != PREFIX_LENGTH) {
+        PyErr_Format(PyExc_ValueError, "an event id prefix has %d ASCII characters",
+                     PREFIX_LENGTH);
         return NULL;
     }
-    memcpy(prefix, text, PREFIX_LENGTH);
+    memcpy(prefix, PyUnicode_1BYTE_DATA(text), PREFIX_LENGTH);
     counter = start;
     seeded = 1;
     Py_RETURN_NONE;

@@ -147,8 +147,8 @@ class _Ids:
 
     @classmethod
     def seed(cls, prefix: str, start: int) -> None:
-        if len(prefix) != PREFIX_LENGTH:
-            raise ValueError(f"an event id prefix has {PREFIX_LENGTH} characters")
+        if len(prefix) != PREFIX_LENGTH or not prefix.isascii():
+            raise ValueError(f"an event id prefix has {PREFIX_LENGTH} ASCII characters")
         cls.prefix, cls.counter = prefix, itertools.count(start)
 
     @classmethod

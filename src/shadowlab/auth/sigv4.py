@@ -55,7 +55,15 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 _TERMINATOR = "aws4_request"
 _BASIC_ISO8601 = re.compile(r"\d{8}T\d{6}Z")  # 20261202T083000Z
 _ECHO_LIMIT = 128  # echoed client values are cut so that an error stays small
-_KEY_CACHE_LIMIT = 1024
+_CACHE_LIMIT = 1024  # entries per cache below; a full cache starts again (what repeats returns)
+# The Authorization header as SDKs write it; anything else takes the general parse, which this
+# one equals where it matches (tests/auth/test_sigv4.py).
+_USUAL_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([^,\s]+)"
+)
+# HMAC's inner and outer pads (RFC 2104), as translation tables, as hmac.py makes them.
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 # Payload hashes S3 accepts in place of the body's SHA-256: the body is not signed (the first)
 # or is aws-chunked with a checksum trailer that is verified once decoded (the second).
 S3_UNSIGNED_PAYLOADS = frozenset({UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER})
@@ -134,7 +142,13 @@ class SigV4Verifier:
         self._max_skew_s = max_skew_s
         self._skew_minutes = f"{max_skew_s / 60:g} min."  # for messages, made once
         self._clock = clock
-        self._keys: dict[tuple[str, str, str, str], bytes] = {}
+        # What repeats from request to request of a client is worked out once: its signing key
+        # (a day's), its credential scope checked, the time of the current second, the names
+        # it signs. Each costs microseconds, a verification ~15 of them (docs/benchmarks.md).
+        self._keys: dict[tuple[str, str, str, str], SigningKey] = {}
+        self._scopes: dict[str, tuple[str, str, str, str, Caller]] = {}
+        self._names: dict[str, frozenset[str]] = {}
+        self._last_epoch: tuple[str, float] = ("", 0.0)
 
     def verify(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
@@ -158,10 +172,16 @@ class SigV4Verifier:
                 "Missing Authentication Token",
                 reason="missing",
             )
-        credential, signed_names, signature = _parse_authorization(
-            authorization, has_date=amz_date is not None or http_date is not None
-        )
-        access_key, scope_date, region, service = self._check_scope(credential)
+        usual = _USUAL_AUTHORIZATION.fullmatch(authorization)
+        if usual is not None and (amz_date is not None or http_date is not None):
+            credential, names, signature = usual.groups()
+            signed_names = self._names.get(names) or self._remember_names(names)
+        else:
+            credential, signed_names, signature = _parse_authorization(
+                authorization, has_date=amz_date is not None or http_date is not None
+            )
+        scope = self._scopes.get(credential) or self._check_scope(credential)
+        access_key, scope_date, region, service, caller = scope
         timestamp = _timestamp(amz_date, http_date)
         self._check_time(timestamp, scope_date)
         if "host" not in signed_names:
@@ -178,12 +198,19 @@ class SigV4Verifier:
             method, target, signed, body, timestamp=timestamp, region=region, service=service
         )
         key = self._signing_key(access_key, scope_date, region, service)
-        expected = _hmac(key, string_to_sign).hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(key.hexdigest(string_to_sign), signature):
             raise _invalid(_SIGNATURE_MISMATCH, "signature")
-        return Caller(access_key, region, service)
+        return caller
 
-    def _check_scope(self, credential: str) -> tuple[str, str, str, str]:
+    def _remember_names(self, names: str) -> frozenset[str]:
+        if len(self._names) >= _CACHE_LIMIT:
+            self._names.clear()
+        found = self._names[names] = frozenset(names.split(";"))
+        return found
+
+    def _check_scope(self, credential: str) -> tuple[str, str, str, str, Caller]:
+        """The parts of a valid credential scope and its caller (remembered: the same scope
+        comes with every request of a client for a day), or AuthFailure."""
         parts = split_scope(credential)
         if parts is None:
             raise _incomplete(
@@ -210,7 +237,11 @@ class SigV4Verifier:
             )
         if region not in regions:
             raise _invalid("Credential should be scoped to a valid region. ", "scope")
-        return access_key, scope_date, region, service
+        if len(self._scopes) >= _CACHE_LIMIT:
+            self._scopes.clear()
+        found = access_key, scope_date, region, service, Caller(access_key, region, service)
+        self._scopes[credential] = found
+        return found
 
     def _check_time(self, timestamp: str, scope_date: str) -> None:
         if scope_date != timestamp[:8]:
@@ -219,7 +250,10 @@ class SigV4Verifier:
                 f"from HTTP: '{_echo(scope_date)}' != '{timestamp[:8]}', from '{timestamp}'.",
                 "scope",
             )
-        signed_at = _epoch(timestamp)
+        last, signed_at = self._last_epoch
+        if timestamp != last:  # requests of the same second share it
+            signed_at = _epoch(timestamp)
+            self._last_epoch = (timestamp, signed_at)
         now = self._clock()
         if signed_at < now - self._max_skew_s:
             raise _invalid(
@@ -234,7 +268,7 @@ class SigV4Verifier:
                 "time",
             )
 
-    def _signing_key(self, access_key: str, date: str, region: str, service: str) -> bytes:
+    def _signing_key(self, access_key: str, date: str, region: str, service: str) -> SigningKey:
         cache_key = (access_key, date, region, service)
         key = self._keys.get(cache_key)
         if key is None:
@@ -243,11 +277,37 @@ class SigV4Verifier:
             k_date = _hmac(f"AWS4{secret}".encode(), date).digest()
             k_region = _hmac(k_date, region).digest()
             k_service = _hmac(k_region, service).digest()
-            key = _hmac(k_service, _TERMINATOR).digest()
-            if len(self._keys) >= _KEY_CACHE_LIMIT:
+            key = SigningKey(_hmac(k_service, _TERMINATOR).digest())
+            if len(self._keys) >= _CACHE_LIMIT:
                 self._keys.clear()  # a day's keys come back on the next request
             self._keys[cache_key] = key
         return key
+
+
+class SigningKey:
+    """HMAC-SHA256 under one derived signing key, as `SigV4Auth.signature` computes it, with
+    the key's padded inner and outer SHA-256 states made once (RFC 2104's construction, as
+    hmac.py itself builds it): a signature is then two copies and updates of those, where
+    `hmac.new` (or `hmac.digest`) costs twice as much, looking the digest up in OpenSSL again
+    for every call. Held equal to `hmac.new` by a property test."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = sha256().block_size
+        if len(key) > block:  # never for SigV4's 32-byte keys; RFC 2104 all the same
+            key = sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = sha256(key.translate(_IPAD))
+        self._outer = sha256(key.translate(_OPAD))
+
+    def hexdigest(self, message: str) -> str:
+        """HMAC-SHA256 of `message` encoded as UTF-8, in lower-case hex."""
+        inner = self._inner.copy()
+        inner.update(message.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 def _hmac(key: bytes, message: str) -> hmac.HMAC:

@@ -99,3 +99,24 @@ def test_what_the_verifier_remembers_never_admits_what_it_refuses() -> None:
             late.verify("POST", TARGET, late_headers, BODY)
         assert caught.value.reason == "time"
     assert checker.verify("POST", TARGET, headers, BODY).access_key == "AKIDONE"
+
+
+def test_only_what_a_signature_vouches_for_is_remembered() -> None:
+    """A caller without the secret (a valid key id, a wrong signature) leaves nothing behind; a
+    verified request leaves its scope and its names, unless the names are long: names of
+    headers the request does not carry do not change its signature (as in botocore, which signs
+    the headers present), so a replay could list thousands."""
+    checker = verifier()
+    headers = signed()
+    auth = dict(headers)["authorization"]
+    wrong = replace(headers, "authorization", auth[:-4] + "0000")
+    for _ in range(3):
+        with pytest.raises(AuthFailure):
+            checker.verify("POST", TARGET, wrong, BODY)
+    assert (checker._scopes, checker._names) == ({}, {})
+    huge_names = ";".join(f"x-{i}" for i in range(5000))
+    padded = auth.replace("SignedHeaders=", f"SignedHeaders={huge_names};", 1)
+    checker.verify("POST", TARGET, replace(headers, "authorization", padded), BODY)
+    assert len(checker._scopes) == 1 and checker._names == {}
+    checker.verify("POST", TARGET, headers, BODY)
+    assert len(checker._scopes) == 1 and len(checker._names) == 1

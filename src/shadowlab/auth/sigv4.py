@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from hashlib import sha256
+from typing import TypeVar
 
 from botocore.auth import (
     SIGV4_TIMESTAMP,
@@ -55,7 +56,9 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 _TERMINATOR = "aws4_request"
 _BASIC_ISO8601 = re.compile(r"\d{8}T\d{6}Z")  # 20261202T083000Z
 _ECHO_LIMIT = 128  # echoed client values are cut so that an error stays small
+_V = TypeVar("_V")
 _CACHE_LIMIT = 1024  # entries per cache below; a full cache starts again (what repeats returns)
+_NAMES_LIMIT = 512  # characters of a SignedHeaders value worth remembering (SDKs send < 200)
 # The Authorization header as SDKs write it; anything else takes the general parse, which this
 # one equals where it matches (tests/auth/test_sigv4.py).
 _USUAL_AUTHORIZATION = re.compile(
@@ -172,10 +175,11 @@ class SigV4Verifier:
                 "Missing Authentication Token",
                 reason="missing",
             )
+        names: str | None = None
         usual = _USUAL_AUTHORIZATION.fullmatch(authorization)
         if usual is not None and (amz_date is not None or http_date is not None):
             credential, names, signature = usual.groups()
-            signed_names = self._names.get(names) or self._remember_names(names)
+            signed_names = self._names.get(names) or frozenset(names.split(";"))
         else:
             credential, signed_names, signature = _parse_authorization(
                 authorization, has_date=amz_date is not None or http_date is not None
@@ -200,17 +204,18 @@ class SigV4Verifier:
         key = self._signing_key(access_key, scope_date, region, service)
         if not hmac.compare_digest(key.hexdigest(string_to_sign), signature):
             raise _invalid(_SIGNATURE_MISMATCH, "signature")
+        # Remembered only once a signature vouches for them, so that a caller without a secret
+        # cannot fill the caches; names only when short, since names of headers a request does
+        # not carry do not change its signature (botocore signs the headers present), and a
+        # replayed request could list thousands.
+        if credential not in self._scopes:
+            _remember(self._scopes, credential, scope)
+        if names is not None and len(names) <= _NAMES_LIMIT and names not in self._names:
+            _remember(self._names, names, signed_names)
         return caller
 
-    def _remember_names(self, names: str) -> frozenset[str]:
-        if len(self._names) >= _CACHE_LIMIT:
-            self._names.clear()
-        found = self._names[names] = frozenset(names.split(";"))
-        return found
-
     def _check_scope(self, credential: str) -> tuple[str, str, str, str, Caller]:
-        """The parts of a valid credential scope and its caller (remembered: the same scope
-        comes with every request of a client for a day), or AuthFailure."""
+        """The parts of a valid credential scope and its caller, or AuthFailure."""
         parts = split_scope(credential)
         if parts is None:
             raise _incomplete(
@@ -237,11 +242,7 @@ class SigV4Verifier:
             )
         if region not in regions:
             raise _invalid("Credential should be scoped to a valid region. ", "scope")
-        if len(self._scopes) >= _CACHE_LIMIT:
-            self._scopes.clear()
-        found = access_key, scope_date, region, service, Caller(access_key, region, service)
-        self._scopes[credential] = found
-        return found
+        return access_key, scope_date, region, service, Caller(access_key, region, service)
 
     def _check_time(self, timestamp: str, scope_date: str) -> None:
         if scope_date != timestamp[:8]:
@@ -308,6 +309,13 @@ class SigningKey:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
+
+
+def _remember(cache: dict[str, _V], key: str, value: _V) -> None:
+    """`cache[key] = value`, a full cache starting again (what repeats comes back at once)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def _hmac(key: bytes, message: str) -> hmac.HMAC:

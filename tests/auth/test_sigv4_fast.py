@@ -13,11 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shadowlab.auth import AuthFailure
-from shadowlab.auth.sigv4 import (
-    _USUAL_AUTHORIZATION,
-    SigningKey,
-    _parse_authorization,
-)
+from shadowlab.auth.signing_key import SigningKey
+from shadowlab.auth.sigv4 import _USUAL_AUTHORIZATION, _parse_authorization
 from tests.auth.test_sigv4 import BODY, TARGET, replace, signed, verifier
 
 _QUICK = settings(max_examples=300, deadline=None, database=None)

@@ -5,8 +5,8 @@ scope of the expected service and a region botocore knows, a time within the all
 signature equal to the one botocore computes for the same method, path, query, signed headers
 and body with that key's secret. The canonical request and the string to sign are
 `botocore.auth.SigV4Auth`'s, so shadowlab verifies exactly what boto3 and the AWS CLI sign. The
-derived signing key is cached per key/date/region/service: deriving it costs four HMACs per
-request and changes once a day.
+derived signing key (auth/signing_key.py) is cached per key/date/region/service: deriving it
+costs four HMACs per request and changes once a day.
 
 botocore stays the reference, but is not on the hot path: for what SDKs send to SageMaker (a
 path botocore would neither re-encode nor normalise, lower-case signed header names),
@@ -47,15 +47,16 @@ from botocore.auth import (
 )
 
 from shadowlab.auth import canonical
+from shadowlab.auth.signing_key import TERMINATOR, SigningKey, derive
 from shadowlab.awsprotocol.scope import split_scope
 from shadowlab.errors import ServiceError
 
 __all__ = ["AuthFailure", "Caller", "SigV4Verifier", "known_regions"]
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
-_TERMINATOR = "aws4_request"
 _BASIC_ISO8601 = re.compile(r"\d{8}T\d{6}Z")  # 20261202T083000Z
 _ECHO_LIMIT = 128  # echoed client values are cut so that an error stays small
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 _CACHE_LIMIT = 1024  # entries per cache below; a full cache starts again (what repeats returns)
 _NAMES_LIMIT = 512  # characters of a SignedHeaders value worth remembering (SDKs send < 200)
@@ -64,9 +65,6 @@ _NAMES_LIMIT = 512  # characters of a SignedHeaders value worth remembering (SDK
 _USUAL_AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([^,\s]+)"
 )
-# HMAC's inner and outer pads (RFC 2104), as translation tables, as hmac.py makes them.
-_IPAD = bytes(byte ^ 0x36 for byte in range(256))
-_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 # Payload hashes S3 accepts in place of the body's SHA-256: the body is not signed (the first)
 # or is aws-chunked with a checksum trailer that is verified once decoded (the second).
 S3_UNSIGNED_PAYLOADS = frozenset({UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER})
@@ -229,9 +227,9 @@ class SigV4Verifier:
                 "The security token included in the request is invalid.",
                 reason="unknown-key",
             )
-        if terminator != _TERMINATOR:
+        if terminator != TERMINATOR:
             raise _invalid(
-                f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "
+                f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
                 f"not '{_echo(terminator)}'.",
                 "scope",
             )
@@ -272,55 +270,17 @@ class SigV4Verifier:
     def _signing_key(self, access_key: str, date: str, region: str, service: str) -> SigningKey:
         cache_key = (access_key, date, region, service)
         key = self._keys.get(cache_key)
-        if key is None:
-            # The derivation of SigV4Auth.signature, kept once instead of done per request.
-            secret = self._secrets[access_key]
-            k_date = _hmac(f"AWS4{secret}".encode(), date).digest()
-            k_region = _hmac(k_date, region).digest()
-            k_service = _hmac(k_region, service).digest()
-            key = SigningKey(_hmac(k_service, _TERMINATOR).digest())
-            if len(self._keys) >= _CACHE_LIMIT:
-                self._keys.clear()  # a day's keys come back on the next request
-            self._keys[cache_key] = key
+        if key is None:  # derived once a day per scope, not per request
+            key = derive(self._secrets[access_key], date, region, service)
+            _remember(self._keys, cache_key, key)
         return key
 
 
-class SigningKey:
-    """HMAC-SHA256 under one derived signing key, as `SigV4Auth.signature` computes it, with
-    the key's padded inner and outer SHA-256 states made once (RFC 2104's construction, as
-    hmac.py itself builds it): a signature is then two copies and updates of those, where
-    `hmac.new` (or `hmac.digest`) costs twice as much, looking the digest up in OpenSSL again
-    for every call. Held equal to `hmac.new` by a property test."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        block = sha256().block_size
-        if len(key) > block:  # never for SigV4's 32-byte keys; RFC 2104 all the same
-            key = sha256(key).digest()
-        key = key.ljust(block, b"\0")
-        self._inner = sha256(key.translate(_IPAD))
-        self._outer = sha256(key.translate(_OPAD))
-
-    def hexdigest(self, message: str) -> str:
-        """HMAC-SHA256 of `message` encoded as UTF-8, in lower-case hex."""
-        inner = self._inner.copy()
-        inner.update(message.encode("utf-8"))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-
-def _remember(cache: dict[str, _V], key: str, value: _V) -> None:
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
     """`cache[key] = value`, a full cache starting again (what repeats comes back at once)."""
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[key] = value
-
-
-def _hmac(key: bytes, message: str) -> hmac.HMAC:
-    """HMAC-SHA256 of `message` as UTF-8: `SigV4Auth._sign`, without a signer instance."""
-    return hmac.new(key, message.encode("utf-8"), sha256)
 
 
 def _check_payload(service: str, content_sha: str | None, body: bytes) -> None:

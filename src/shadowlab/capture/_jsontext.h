@@ -74,8 +74,17 @@ make_room(Buffer *b, char **out, Py_ssize_t need)
     return 0;
 }
 
-/* Whether n items of up to `per` bytes each could not be counted in a Py_ssize_t. */
-#define TOO_MANY(n, per) ((n) > (PY_SSIZE_T_MAX - 64) / (per))
+/* Room for `n` items of up to `per` bytes each and `extra` more, the product checked for
+ * overflow before `reserve` sees it. */
+static int
+reserve_items(Buffer *b, Py_ssize_t n, Py_ssize_t per, Py_ssize_t extra)
+{
+    if (n > (PY_SSIZE_T_MAX - extra) / per) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return reserve(b, n * per + extra);
+}
 
 /* Callers reserve first: these only copy. */
 static inline void
@@ -173,11 +182,7 @@ clean_prefix(uint64_t w)
 static int
 put_ascii(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
-    if (TOO_MANY(n, 1)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (reserve(b, n + 10) < 0)
+    if (reserve_items(b, n, 1, 10) < 0)
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';
@@ -217,11 +222,7 @@ put_str(Buffer *b, PyObject *text)
             return ascii < 0 ? -1 : 0;
         /* 0 cannot happen for a well-formed str; the general path below is right anyway */
     }
-    if (TOO_MANY(n, 1)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (reserve(b, n + 2) < 0)
+    if (reserve_items(b, n, 1, 2) < 0)
         return -1;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
@@ -244,11 +245,7 @@ put_str(Buffer *b, PyObject *text)
 static int
 put_latin1(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
-    if (TOO_MANY(n, 6)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (reserve(b, 2 + 6 * n) < 0)
+    if (reserve_items(b, n, 6, 2) < 0)
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';
@@ -264,11 +261,7 @@ put_base64(Buffer *b, const unsigned char *s, Py_ssize_t n)
 {
     static const char ALPHABET[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (TOO_MANY(n, 2)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (reserve(b, 2 + (n + 2) / 3 * 4) < 0)
+    if (reserve_items(b, n / 3 + 1, 4, 2) < 0) /* 4 per 3 bytes begun */
         return -1;
     char *out = b->data + b->len;
     *out++ = '"';

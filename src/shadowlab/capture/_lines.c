@@ -56,14 +56,10 @@ put_payload(Buffer *b, PyObject *entry, int prefix_field, PyObject *body)
     const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
     if (PyTuple_GET_ITEM(entry, TYPE_TEXT) == Py_True) {
-        int failed;
         int ascii = put_ascii(b, s, n); /* the common case: escaped straight from the bytes */
         if (ascii < 0)
             return -1;
-        if (ascii) {
-            failed = 0;
-        }
-        else { /* Python's own strict decoder decides what is UTF-8, as in record.py */
+        if (!ascii) { /* Python's own strict decoder decides what is UTF-8, as in record.py */
             PyObject *text = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
             if (text == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
@@ -71,10 +67,12 @@ put_payload(Buffer *b, PyObject *entry, int prefix_field, PyObject *body)
                 PyErr_Clear(); /* not UTF-8: cannot be carried as text */
                 goto base64;
             }
-            failed = put_str(b, text);
+            int failed = put_str(b, text);
             Py_DECREF(text);
+            if (failed)
+                return -1;
         }
-        return failed ? -1 : append_ascii(b, PyTuple_GET_ITEM(entry, TYPE_SUFFIX));
+        return append_ascii(b, PyTuple_GET_ITEM(entry, TYPE_SUFFIX));
     }
 base64:
     if (put_base64(b, s, n) < 0)

@@ -61,7 +61,7 @@ _V = TypeVar("_V")
 _CACHE_LIMIT = 1024  # entries per cache below; a full cache starts again (what repeats returns)
 _NAMES_LIMIT = 512  # characters of a SignedHeaders value worth remembering (SDKs send < 200)
 # The Authorization header as SDKs write it; anything else takes the general parse, which this
-# one equals where it matches (tests/auth/test_sigv4.py).
+# one equals where it matches (tests/auth/test_sigv4_fast.py).
 _USUAL_AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([^,\s]+)"
 )
@@ -173,14 +173,15 @@ class SigV4Verifier:
                 "Missing Authentication Token",
                 reason="missing",
             )
+        has_date = amz_date is not None or http_date is not None
         names: str | None = None
         usual = _USUAL_AUTHORIZATION.fullmatch(authorization)
-        if usual is not None and (amz_date is not None or http_date is not None):
+        if usual is not None and has_date:
             credential, names, signature = usual.groups()
             signed_names = self._names.get(names) or frozenset(names.split(";"))
-        else:
+        else:  # which also says what is missing
             credential, signed_names, signature = _parse_authorization(
-                authorization, has_date=amz_date is not None or http_date is not None
+                authorization, has_date=has_date
             )
         scope = self._scopes.get(credential) or self._check_scope(credential)
         access_key, scope_date, region, service, caller = scope

@@ -30,6 +30,8 @@ from shadowlab.dataplane.observer import (
     STATUS,
     InvocationEvent,
     InvocationRecord,
+    invocation_event,
+    invocation_record,
     new_event_id,
 )
 from tests.capture.support import expected_encoding
@@ -231,76 +233,59 @@ _SPECIAL = [
     b" ",
     b"~",
 ]
+_JSON_CONFIG = CaptureConfig(destination="s3://b/p", json_content_types=("application/json",))
+
+
+def _json_exchange(request_body: bytes, response_body: bytes) -> InvocationRecord:
+    """A production record of a JSON request answered 200 in JSON."""
+    event = invocation_event(
+        endpoint="ep",
+        event_id=new_event_id(),
+        inference_id=None,
+        inference_time=1.7e9,
+        request_body=request_body,
+        request_content_type=b"application/json",
+    )
+    return invocation_record(
+        event=event,
+        role="production",
+        variant="v",
+        status=200,
+        response_body=response_body,
+        response_content_type=b"application/json",
+        error=None,
+        latency_s=0.0,
+    )
 
 
 @pytest.mark.parametrize("native", _IMPLEMENTATIONS)
 def test_every_special_byte_at_every_position(native: bool) -> None:
     """Deterministic where Hypothesis samples: each special byte at each offset of bodies up to
     three words long, so that every byte lane of the word test and the tails are exercised."""
-    config = CaptureConfig(destination="s3://b/p", json_content_types=("application/json",))
-    encoder = RecordEncoder(config, native=native)
-    records: list[InvocationRecord] = []
-    for length in range(1, 25):
-        for position in range(length):
-            for special in _SPECIAL:
-                body = b"a" * position + special + b"b" * (length - position - 1)
-                event: InvocationEvent = (
-                    "ep",
-                    new_event_id(),
-                    None,
-                    1.7e9,
-                    body,
-                    b"application/json",
-                    None,
-                    (),
-                )
-                output = body[::-1]
-                records.append(
-                    (
-                        event,
-                        "production",
-                        "v",
-                        200,
-                        output,
-                        b"application/json",
-                        None,
-                        0.0,
-                        "answered",
-                    )
-                )
-    batch = encoder.encode_batch(records)
-    assert batch.data == b"".join(previous_line(r, config) for r in records)
+    records = [
+        _json_exchange(body, body[::-1])
+        for length in range(1, 25)
+        for position in range(length)
+        for special in _SPECIAL
+        for body in [b"a" * position + special + b"b" * (length - position - 1)]
+    ]
+    batch = RecordEncoder(_JSON_CONFIG, native=native).encode_batch(records)
+    assert batch.data == b"".join(previous_line(r, _JSON_CONFIG) for r in records)
 
 
 @pytest.mark.parametrize("native", _IMPLEMENTATIONS)
 def test_large_bodies_grow_the_buffer_as_they_escape(native: bool) -> None:
     """Bodies past the native encoder's first 64 KiB, escaping everywhere (room is reserved for
     a copy and grows at escapes), ASCII and not, text and BASE64."""
-    config = CaptureConfig(destination="s3://b/p", json_content_types=("application/json",))
-    encoder = RecordEncoder(config, native=native)
     bodies = [
         b'"' * 70_000,  # every byte escaped: six times the copy
         b'{"a": "b\\n"}' * 9_000 + b"\x01" * 5_000,
         ("é€\U0001f600\n" * 20_000).encode(),  # astral characters: 12 bytes each
         bytes(range(256)) * 400,  # not UTF-8: BASE64
     ]
-    records: list[InvocationRecord] = []
-    for body in bodies:
-        event: InvocationEvent = (
-            "ep",
-            new_event_id(),
-            None,
-            1.7e9,
-            body,
-            b"application/json",
-            None,
-            (),
-        )
-        records.append(
-            (event, "production", "v", 200, body, b"application/json", None, 0.0, "answered")
-        )
-    batch = encoder.encode_batch(records)
-    assert batch.data == b"".join(previous_line(r, config) for r in records)
+    records = [_json_exchange(body, body) for body in bodies]
+    batch = RecordEncoder(_JSON_CONFIG, native=native).encode_batch(records)
+    assert batch.data == b"".join(previous_line(r, _JSON_CONFIG) for r in records)
 
 
 @pytest.mark.parametrize("native", _IMPLEMENTATIONS)

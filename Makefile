@@ -33,8 +33,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Most tests wait on servers and workers starting: three processes share the two cores well.
+# Tests marked serial bound wall-clock time (a timeout's margin, a stream's first token), which
+# two other busy processes would stretch: they run alone afterwards.
 unit: setup browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist worksteal -m "not serial"
+	$(BIN)/pytest -m serial
 
 browser:
 	@# tests/analysis/test_html_in_browser.py opens the HTML report in Debian's chromium: it

@@ -208,6 +208,7 @@ def test_fast_path_equals_the_obvious_encoding() -> None:
         assert line.isascii()
 
 
+@pytest.mark.serial  # times the encoder per record
 def test_encode_cost() -> None:
     """Micro-benchmark, us per record, as the writer encodes (a batch at a time): production
     records (their input encoded afresh) and the shadow records of the same requests (input and

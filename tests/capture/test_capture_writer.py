@@ -363,6 +363,7 @@ def test_shed_only_window_has_a_sidecar_and_no_data_file(tmp_path: Path) -> None
     assert (summary["shed"], summary["records"], summary["dataKey"]) == (7, 0, None)
 
 
+@pytest.mark.serial  # times submit() per record
 def test_submit_is_cheap(tmp_path: Path) -> None:
     """submit() runs on the event loop for every record: it must stay around a microsecond."""
     writer = CaptureWriter(LocalObjectStore(tmp_path / "s3"), tmp_path / "spool", FAST)

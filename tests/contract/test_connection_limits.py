@@ -16,6 +16,8 @@ import pytest
 from tests.serverproc import ServerProcess, signed_urlopen
 from tests.sockets import read_until_closed
 
+pytestmark = pytest.mark.serial  # idle timeouts measured against the clock
+
 CAP = 16
 
 

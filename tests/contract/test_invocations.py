@@ -260,6 +260,7 @@ def test_scaling_up_and_down_keeps_answering(
     wait_for(lambda: len(_pids(runtime, endpoint, 20)), lambda n: n == 1, timeout=15)
 
 
+@pytest.mark.serial  # production's time with a slow shadow is bounded
 @pytest.mark.parametrize("behaviour", ["slow", "failing", "crashing"])
 def test_misbehaving_shadow_never_touches_production(
     hosted: ServerProcess, sm: Any, runtime: Any, tmp_path: Path, behaviour: str
@@ -438,6 +439,7 @@ def test_a_bad_model_server_workers_value_fails_the_endpoint_with_the_reason(
     assert "SAGEMAKER_MODEL_SERVER_WORKERS='0' is not valid" in described["FailureReason"]
 
 
+@pytest.mark.serial  # refusals are timed
 def test_a_full_model_server_queue_answers_service_unavailable_at_once(
     hosted: ServerProcess, sm: Any, runtime: Any, tmp_path: Path
 ) -> None:

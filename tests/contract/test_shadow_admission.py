@@ -23,6 +23,8 @@ from tests.contract import hosting_helpers as h
 from tests.contract.helpers import wait_for
 from tests.serverproc import ServerProcess, sign, signed_urlopen
 
+pytestmark = pytest.mark.serial  # a shadow's share of a paced load depends on CPU time
+
 PRODUCTION_S, SHADOW_S = 0.002, 0.02
 # Logs the body of every request it runs, so the test knows exactly which copies were served.
 SLOW_LOGGING_INFERENCE = textwrap.dedent(

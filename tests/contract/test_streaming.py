@@ -16,6 +16,8 @@ from tests.contract import hosting_helpers as h
 from tests.serverproc import ServerProcess
 from tests.shapecheck import assert_output_shape
 
+pytestmark = pytest.mark.serial  # tokens must arrive one by one, in time
+
 TOKENS = 8
 GAP_S = 0.1
 # transform_fn returns a generator: the worker sends each token as one chunk when it is made.

@@ -23,6 +23,8 @@ from tests.dataplane.harness import (
     one_per_connection,
 )
 
+pytestmark = pytest.mark.serial  # timeouts measured against the clock
+
 MiB = 1024 * 1024
 
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from shadowlab.dataplane import (
     DataPlaneServer,
     EndpointRoute,
@@ -27,6 +29,8 @@ from tests.dataplane.harness import (
     hang_up,
     slow,
 )
+
+pytestmark = pytest.mark.serial  # production's latency with a hanging shadow is timed
 
 
 def post_many(

@@ -23,6 +23,8 @@ from tests.dataplane.harness import DataPlaneThread
 from tests.dataplane.test_http1 import make_app, read_responses
 from tests.sockets import read_until_closed
 
+pytestmark = pytest.mark.serial  # timeouts measured against the clock
+
 KiB, MiB = 1024, 1024 * 1024
 TIMEOUT = 0.5
 MARGIN = 2.0  # beyond the timeout: the sweep's granularity plus a noisy machine

@@ -25,6 +25,8 @@ from tests.dataplane.harness import (
     wait_for_event,
 )
 
+pytestmark = pytest.mark.serial  # a stream's first part must arrive long before its last
+
 TOKENS = [b"The ", b"quick ", b"brown ", b"fox"]
 
 

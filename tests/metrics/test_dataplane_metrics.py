@@ -8,12 +8,15 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pytest
 
 from shadowlab.dataplane import EndpointRoute, RoutingTable, ShadowRoute, VariantRoute
 from shadowlab.dataplane.stats import ShadowStats, VariantStats
 from shadowlab.metrics import MetricsAggregator
 from shadowlab.metrics.sketch import RELATIVE_ACCURACY
 from tests.dataplane.harness import DataPlaneThread, ModelFarm, echo, failing, slow
+
+pytestmark = pytest.mark.serial  # latency quantiles of a timed load
 
 
 class Recording(MetricsAggregator):

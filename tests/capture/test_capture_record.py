@@ -149,7 +149,8 @@ def test_inference_time_format() -> None:
 
 
 def reference(rec: InvocationRecord, config: CaptureConfig) -> dict[str, Any]:
-    """The same record built the obvious way (dicts + json), to check the fast path against."""
+    """The same record built the obvious way (dicts + json), to check the fast path against
+    (and the baseline of benchmarks/capture_micro.py)."""
 
     def payload(mode: str, body: bytes, content_type: bytes | None) -> dict[str, str]:
         observed = content_type.decode("latin-1") if content_type else "application/octet-stream"
@@ -206,49 +207,3 @@ def test_fast_path_equals_the_obvious_encoding() -> None:
         line = encoder.encode(rec)
         assert json.loads(line) == reference(rec, BOTH_CONFIG)
         assert line.isascii()
-
-
-@pytest.mark.serial  # times the encoder per record
-def test_encode_cost() -> None:
-    """Micro-benchmark, us per record, as the writer encodes (a batch at a time): production
-    records (their input encoded afresh) and the shadow records of the same requests (input and
-    metadata reused). The bound only catches a gross regression.
-    """
-    json_body = json.dumps({"instances": [[round(i * 0.37, 3)] * 8 for i in range(24)]}).encode()
-    kinds = {
-        "csv-small": (b"5.1,3.5,1.4,0.2", "text/csv", b"0.97", "text/csv"),
-        "json-1k": (json_body, "application/json", b'{"predictions": [0.9]}', "application/json"),
-        "npy-1k": (bytes(1024), "application/x-npy", bytes(64), "application/x-npy"),
-    }
-    results = {}
-    for name, (body, content_type, answer, answer_type) in kinds.items():
-        encoder = RecordEncoder(BOTH_CONFIG)
-        batches = []
-        for _ in range(10):
-            productions, shadows = [], []
-            for _ in range(1000):
-                ev = event(body=body, content_type=content_type)
-                productions.append(record(ev, body=answer, content_type=answer_type))
-                shadows.append(
-                    record(ev, role="shadow", variant="s", body=answer, content_type=answer_type)
-                )
-            batches.append((productions, shadows))
-        production_time = shadow_time = 0.0
-        for productions, shadows in batches:
-            started = time.perf_counter()
-            encoder.encode_batch(productions)
-            middle = time.perf_counter()
-            encoder.encode_batch(shadows)
-            production_time += middle - started
-            shadow_time += time.perf_counter() - middle
-        obvious_start = time.perf_counter()
-        for rec in batches[0][0]:
-            json.dumps(reference(rec, BOTH_CONFIG)).encode()
-        obvious = (time.perf_counter() - obvious_start) / len(batches[0][0])
-        results[name] = (production_time / 10_000 * 1e6, shadow_time / 10_000 * 1e6, obvious * 1e6)
-    for name, (production, shadow, obvious) in results.items():  # shown with -s
-        print(
-            f"\nencode {name}: production {production:.2f} us/record, its shadow "
-            f"{shadow:.2f} us/record (dict + json.dumps: {obvious:.2f} us)"
-        )
-    assert results["csv-small"][0] < 50

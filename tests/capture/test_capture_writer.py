@@ -363,19 +363,81 @@ def test_shed_only_window_has_a_sidecar_and_no_data_file(tmp_path: Path) -> None
     assert (summary["shed"], summary["records"], summary["dataKey"]) == (7, 0, None)
 
 
-@pytest.mark.serial  # times submit() per record
-def test_submit_is_cheap(tmp_path: Path) -> None:
-    """submit() runs on the event loop for every record: it must stay around a microsecond."""
-    writer = CaptureWriter(LocalObjectStore(tmp_path / "s3"), tmp_path / "spool", FAST)
+class BlockedStore(LocalObjectStore):
+    """A local store whose writes wait until the test sets `release` (a hung store)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+        self.entered = 0  # writes that started
+        self.inside = 0  # writes waiting on `release` right now
+        self._lock = threading.Lock()
+
+    def _wait(self) -> None:
+        with self._lock:
+            self.entered += 1
+            self.inside += 1
+        try:
+            self.release.wait(60)  # bounded, so that a failed test cannot hang the run
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+    def put_file(self, bucket: str, key: str, path: Path, *, kms_key_id: str | None = None) -> None:
+        self._wait()
+        super().put_file(bucket, key, path, kms_key_id=kms_key_id)
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, *, kms_key_id: str | None = None
+    ) -> None:
+        self._wait()
+        super().put_bytes(bucket, key, data, kms_key_id=kms_key_id)
+
+
+def test_submit_never_waits_on_the_store(tmp_path: Path) -> None:
+    """submit() runs on the event loop: with the upload thread stuck inside a store call, a
+    burst of submits still returns, and every record is captured or counted as dropped; once
+    the store answers, everything captured is stored."""
+    store = BlockedStore(tmp_path / "s3")
+    config = CaptureConfig(destination="s3://b/blocked")
+    writer = CaptureWriter(store, tmp_path / "spool", FAST)
     writer.start()
-    config = CaptureConfig(destination="s3://b/cheap")
-    records = [record(event()) for _ in range(20_000)]
-    started = time.perf_counter()
-    for rec in records:
-        writer.submit(rec, config)
-    per_record = (time.perf_counter() - started) / len(records)
-    assert writer.stop()
-    assert per_record < 20e-6, per_record
+    total = 5000
+    try:
+        writer.submit(record(event()), config)  # its window seals by age and its upload blocks
+        deadline = time.monotonic() + 30
+        while store.inside < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.inside >= 1, "the upload never reached the store"
+
+        failures: list[BaseException] = []
+
+        def submit_all() -> None:
+            try:
+                for _ in range(total):
+                    writer.submit(record(event()), config)
+            except BaseException as exc:
+                failures.append(exc)
+
+        submitter = threading.Thread(target=submit_all, name="test-submitter")
+        submitter.start()
+        submitter.join(30)
+        assert not submitter.is_alive(), "submit() waited on the store"
+        assert not failures
+        # Finished while the writer was still inside a store call that had not been released.
+        assert not store.release.is_set() and store.inside >= 1
+        stats = writer.stats()
+        assert stats["records_captured"] + stats["dropped_queue_full"] == 1 + total
+        assert stats["dropped_queue_full"] == 0  # 5,001 small records: far below both bounds
+    finally:
+        store.release.set()
+        stopped = writer.stop()
+    assert stopped
+    stats = writer.stats()
+    lines = stored(store, "b", "blocked/")
+    assert len(lines) == stats["records_captured"] == stats["records_uploaded"] == 1 + total
+    assert len({rec["eventMetadata"]["eventId"] for _, rec in lines}) == 1 + total
+    assert stats["dropped"] == stats["pending_files"] == 0
 
 
 def test_stop_without_start_and_restart(tmp_path: Path) -> None:

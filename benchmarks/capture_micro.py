@@ -45,8 +45,7 @@ from shadowlab.capture.record import NATIVE, RecordEncoder  # noqa: E402
 from shadowlab.capture.stores import LocalObjectStore  # noqa: E402
 from shadowlab.capture.writer import CaptureWriter  # noqa: E402
 from shadowlab.dataplane.observer import InvocationRecord  # noqa: E402
-from tests.capture.support import event, record  # noqa: E402
-from tests.capture.test_capture_record import reference  # noqa: E402
+from tests.capture.support import event, record, reference  # noqa: E402
 
 CONFIG = CaptureConfig(  # as test_capture_record's BOTH_CONFIG: CSV and JSON as text
     destination="s3://b/p",

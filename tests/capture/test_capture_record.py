@@ -6,7 +6,6 @@ import base64
 import calendar
 import json
 import random
-import time
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.record import RecordEncoder, encode_record, iso_second
 from shadowlab.dataplane.observer import EVENT_ID, InvocationRecord
-from tests.capture.support import event, expected_encoding, record
+from tests.capture.support import event, record, reference
 
 # The first record of the JSON Lines sample in model-monitor-data-capture-endpoint.md, verbatim.
 DOCUMENTED = (
@@ -146,41 +145,6 @@ def test_inference_time_format() -> None:
     )
     assert iso_second(0) == "1970-01-01T00:00:00Z"
     assert iso_second(86399.5) == "1970-01-01T23:59:59Z"  # the per-second cache moves on
-
-
-def reference(rec: InvocationRecord, config: CaptureConfig) -> dict[str, Any]:
-    """The same record built the obvious way (dicts + json), to check the fast path against
-    (and the baseline of benchmarks/capture_micro.py)."""
-
-    def payload(mode: str, body: bytes, content_type: bytes | None) -> dict[str, str]:
-        observed = content_type.decode("latin-1") if content_type else "application/octet-stream"
-        kind = observed.split(";")[0].strip().lower()
-        encoding = expected_encoding(config, kind)
-        try:
-            data = body.decode() if encoding != "BASE64" else None
-        except UnicodeDecodeError:
-            data = None
-        if data is None:
-            encoding, data = "BASE64", base64.b64encode(body).decode()
-        return {"observedContentType": observed, "mode": mode, "data": data, "encoding": encoding}
-
-    ev, _, _, status, body, content_type, error, _, outcome = rec
-    _, event_id, inference_id, inference_time, request_body, request_type, *_ = ev
-    capture = {}
-    if config.capture_input:
-        capture["endpointInput"] = payload("INPUT", request_body, request_type)
-    if config.capture_output and outcome == "answered":
-        capture["endpointOutput"] = payload("OUTPUT", body, content_type)
-    metadata = {"eventId": event_id}
-    if inference_id:
-        metadata["inferenceId"] = inference_id.decode("latin-1")
-    metadata["inferenceTime"] = time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(inference_time))
-    )
-    out: dict[str, Any] = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
-    if outcome != "answered" or not 200 <= status < 300:
-        out["shadowlab"] = {"outcome": outcome, "status": status, "error": error}
-    return out
 
 
 def test_fast_path_equals_the_obvious_encoding() -> None:

@@ -43,7 +43,10 @@ def main() -> None:
                 config,
             )
             submitted += 1
-        print(submitted, time.time(), flush=True)
+        # One write per line: under PYTHONUNBUFFERED, print() writes its pieces one syscall each,
+        # and the SIGKILL can land between them.
+        sys.stdout.write(f"{submitted} {time.time()}\n")
+        sys.stdout.flush()
         time.sleep(0.01)
 
 

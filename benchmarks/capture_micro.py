@@ -45,13 +45,8 @@ from shadowlab.capture.record import NATIVE, RecordEncoder  # noqa: E402
 from shadowlab.capture.stores import LocalObjectStore  # noqa: E402
 from shadowlab.capture.writer import CaptureWriter  # noqa: E402
 from shadowlab.dataplane.observer import InvocationRecord  # noqa: E402
-from tests.capture.support import event, record, reference  # noqa: E402
+from tests.capture.support import BOTH_CONFIG, event, record, reference  # noqa: E402
 
-CONFIG = CaptureConfig(  # as test_capture_record's BOTH_CONFIG: CSV and JSON as text
-    destination="s3://b/p",
-    csv_content_types=("text/csv",),
-    json_content_types=("application/json",),
-)
 _JSON_BODY = json.dumps({"instances": [[round(i * 0.37, 3)] * 8 for i in range(24)]}).encode()
 # kind -> (request body, its content type, answer, its content type)
 KINDS = {
@@ -103,7 +98,7 @@ def encode_round(
 
     def obvious(records: Records) -> None:
         for rec in records:
-            json.dumps(reference(rec, CONFIG)).encode()
+            json.dumps(reference(rec, BOTH_CONFIG)).encode()
 
     def encoded(encode: Callable[[Records], object]) -> tuple[float, float]:
         production = shadow = 0.0  # a batch of productions, then their shadows, as a drain does
@@ -166,7 +161,7 @@ def _cell(values: Sequence[float], digits: int = 2) -> str:
 def run(args: argparse.Namespace) -> None:
     impls = {"native": True, "python": False} if NATIVE else {"python": False}
     encoders = {
-        kind: {n: RecordEncoder(CONFIG, native=v) for n, v in impls.items()} for kind in KINDS
+        kind: {n: RecordEncoder(BOTH_CONFIG, native=v) for n, v in impls.items()} for kind in KINDS
     }
     encoded: dict[tuple[str, str], list[tuple[float, float, float]]] = collections.defaultdict(list)
     submitted: list[tuple[float, float]] = []

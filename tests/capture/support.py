@@ -29,6 +29,12 @@ from shadowlab.dataplane.observer import (
 )
 
 REGION = "us-east-1"
+# CSV and JSON captured as text, anything else BASE64: what `reference` is compared under.
+BOTH_CONFIG = CaptureConfig(
+    destination="s3://b/p",
+    csv_content_types=("text/csv",),
+    json_content_types=("application/json",),
+)
 KMS_KEY = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 

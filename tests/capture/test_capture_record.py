@@ -13,7 +13,7 @@ import pytest
 from shadowlab.capture.config import CaptureConfig
 from shadowlab.capture.record import RecordEncoder, encode_record, iso_second
 from shadowlab.dataplane.observer import EVENT_ID, InvocationRecord
-from tests.capture.support import event, record, reference
+from tests.capture.support import BOTH_CONFIG, event, record, reference
 
 # The first record of the JSON Lines sample in model-monitor-data-capture-endpoint.md, verbatim.
 DOCUMENTED = (
@@ -26,11 +26,6 @@ DOCUMENTED = (
     '"inferenceTime":"2022-02-14T17:25:49Z"},"eventVersion":"0"}'
 )
 CSV_CONFIG = CaptureConfig(destination="s3://b/p", csv_content_types=("text/csv",))
-BOTH_CONFIG = CaptureConfig(
-    destination="s3://b/p",
-    csv_content_types=("text/csv",),
-    json_content_types=("application/json",),
-)
 
 
 def documented_record() -> InvocationRecord:

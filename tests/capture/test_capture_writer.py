@@ -19,6 +19,7 @@ from shadowlab.capture.stores import LocalObjectStore, ObjectStore, S3ObjectStor
 from shadowlab.capture.writer import CaptureWriter
 from shadowlab.dataplane.observer import CAPTURE, EVENT_ID
 from tests.capture.support import KMS_KEY, event, record
+from tests.contract.helpers import wait_for
 
 FAST = WriterOptions(flush_interval=0.1, max_file_age=0.3, backoff_initial=0.02, backoff_max=0.2)
 
@@ -405,10 +406,7 @@ def test_submit_never_waits_on_the_store(tmp_path: Path) -> None:
     total = 5000
     try:
         writer.submit(record(event()), config)  # its window seals by age and its upload blocks
-        deadline = time.monotonic() + 30
-        while store.inside < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert store.inside >= 1, "the upload never reached the store"
+        wait_for(lambda: store.inside, lambda inside: inside >= 1, timeout=30)  # upload stuck
 
         failures: list[BaseException] = []
 
